@@ -1,0 +1,124 @@
+"""Benchmarks that print JSON (``ifllm-lab bench ...``).
+
+``record``: drives the real :class:`SessionWriter` with synthetic producers on their
+own threads, paced at the requested rates like a camera and a mouse would be, and
+then measures the writer's capacity by flooding it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import threading
+import time
+
+from .session import SessionMeta, SessionReader, SessionWriter
+from .session.schema import MouseKind
+
+
+def _paced_producer(writer: SessionWriter, stream: str, hz: float, seconds: float,
+                    make_row, out: dict, start: threading.Event) -> None:
+    """Put one row every 1/hz s (catching up in bursts when the OS wakes us late)."""
+    period = 1.0 / hz
+    n_total = int(round(seconds * hz))
+    max_enqueue = 0.0
+    sent = 0
+    start.wait()
+    t_start = time.perf_counter()
+    perf = time.perf_counter
+    while sent < n_total:
+        due = min(n_total, int((perf() - t_start) / period) + 1)
+        while sent < due:
+            t_row = writer.clock.now()
+            a = perf()
+            writer.put(stream, make_row(t_row, sent))
+            dt = perf() - a
+            if dt > max_enqueue:
+                max_enqueue = dt
+            sent += 1
+        next_due = t_start + sent * period
+        delay = next_due - perf()
+        if delay > 0:
+            time.sleep(delay)
+    out["sent"] = sent
+    out["max_enqueue_s"] = max_enqueue
+
+
+def _mouse_row(t: float, i: int) -> tuple:
+    return (t, int(MouseKind.MOVE), 500.0 + 300.0 * math.sin(i / 500), 400.0 + 200.0 * math.cos(i / 700), 0)
+
+
+def _gaze_row(t: float, i: int) -> tuple:
+    x = 960.0 + 400.0 * math.sin(i / 90)
+    y = 540.0 + 250.0 * math.cos(i / 130)
+    return (t, x, y, 1, 0.9, i, x + 3.0, y - 2.0, 0.45, 0.5, 0.55, 0.5, 0.3, 0.31, 2.0, -5.0, 0.5, 600.0)
+
+
+def bench_record(seconds: float = 10.0, mouse_hz: float = 1000.0, gaze_hz: float = 60.0,
+                 folder: str | None = None, flood_rows: int = 1_000_000) -> dict:
+    """Measure the writer. Returns the figures printed by ``ifllm-lab bench record``.
+
+    - ``*_sent`` / ``*_written``: rows put by the paced producers and found in the file.
+    - ``lost``: rows sent but not in the file (must be 0).
+    - ``max_enqueue_ms``: the longest a producer's ``put`` took.
+    - ``rows_per_s``: writer capacity: rows per second of a flood of ``flood_rows``
+      rows, from the first put to the file closed.
+    - ``file_mb_per_hour``: size of the closed (compressed) paced-run file, per hour.
+    - ``recording_mb_per_hour``: its size while recording (uncompressed, crash safe), per hour.
+    """
+    tmp = tempfile.TemporaryDirectory(prefix="ifllm-bench-", dir=folder)
+    try:
+        path = os.path.join(tmp.name, "paced.h5")
+        writer = SessionWriter(path, SessionMeta(participant="bench", study="bench-record"))
+        start = threading.Event()
+        mouse_out: dict = {}
+        gaze_out: dict = {}
+        threads = [
+            threading.Thread(target=_paced_producer, args=(writer, "mouse", mouse_hz, seconds, _mouse_row,
+                                                          mouse_out, start)),
+            threading.Thread(target=_paced_producer, args=(writer, "gaze", gaze_hz, seconds, _gaze_row,
+                                                          gaze_out, start)),
+        ]
+        for th in threads:
+            th.start()
+        start.set()
+        for th in threads:
+            th.join()
+        stats = writer.close()
+        with SessionReader(path) as r:
+            mouse_written = len(r["mouse"])
+            gaze_written = len(r["gaze"])
+        size = os.path.getsize(path)
+
+        flood_path = os.path.join(tmp.name, "flood.h5")
+        flood = SessionWriter(flood_path, SessionMeta(participant="bench", study="bench-flood"))
+        t0 = time.perf_counter()
+        put = flood.put
+        for i in range(flood_rows):
+            put("mouse", (i * 1e-3, 0, float(i % 1920), float(i % 1080), 0))
+        flood_stats = flood.close()
+        flood_s = time.perf_counter() - t0
+        with SessionReader(flood_path) as r:
+            flood_written = len(r["mouse"])
+
+        return {
+            "seconds": seconds,
+            "mouse_hz": mouse_hz,
+            "gaze_hz": gaze_hz,
+            "mouse_sent": mouse_out["sent"],
+            "mouse_written": mouse_written,
+            "gaze_sent": gaze_out["sent"],
+            "gaze_written": gaze_written,
+            "lost": (mouse_out["sent"] - mouse_written) + (gaze_out["sent"] - gaze_written),
+            "writer_lost": stats.lost,
+            "max_enqueue_ms": round(max(mouse_out["max_enqueue_s"], gaze_out["max_enqueue_s"]) * 1000, 3),
+            "max_flush_ms": round(stats.max_flush_ms, 2),
+            "flushes": stats.flushes,
+            "rows_per_s": round(flood_written / flood_s),
+            "flood_rows": flood_rows,
+            "flood_lost": flood_rows - flood_written + flood_stats.lost,
+            "file_mb_per_hour": round(size / 1e6 * 3600 / seconds, 1),
+            "recording_mb_per_hour": round(writer.store.recorded_bytes / 1e6 * 3600 / seconds, 1),
+        }
+    finally:
+        tmp.cleanup()

@@ -1,0 +1,240 @@
+"""Lazy session file reader.
+
+Opening reads only the attributes; each stream's ``t`` column is loaded on first
+use and cached, and rows are read for the requested index or time range only.
+Files left open by a killed recorder (or still being written) are opened in
+single-writer/multiple-reader mode and report that in :attr:`SessionReader.problems`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from .schema import FORMAT_NAME, META_GROUP, SCHEMA_VERSION, STREAMS, TEXT_HEAP, SessionMeta, StreamSpec
+
+
+class SessionFileError(Exception):
+    """The file cannot be read as a session; the message says why and what to do."""
+
+
+def _open_hdf5(path: str) -> tuple[h5py.File, bool]:
+    """Open read-only; returns (file, opened_in_swmr_mode)."""
+    if not os.path.exists(path):
+        raise SessionFileError(f"{path}: no such file.")
+    if os.path.isdir(path):
+        raise SessionFileError(f"{path} is a folder, not a session file.")
+    if not h5py.is_hdf5(path):
+        size = os.path.getsize(path)
+        raise SessionFileError(
+            f"{path} is not an IFLLM Lab session file: it is not HDF5 ({size} bytes"
+            + (", empty" if size == 0 else "")
+            + ")."
+        )
+    try:
+        return h5py.File(path, "r"), False
+    except OSError as exc:
+        first = str(exc)
+    try:
+        return h5py.File(path, "r", swmr=True), True
+    except OSError as exc:
+        second = str(exc)
+    if "truncated" in first or "truncated" in second or "eof" in (first + second).lower():
+        raise SessionFileError(
+            f"{path} is truncated (the file is shorter than its own index says): it was cut off "
+            "while copying or the disk filled up. Copy it again from the recording machine; "
+            "if that is the original, nothing in it can be read."
+        )
+    raise SessionFileError(f"{path} cannot be opened as HDF5: {first}")
+
+
+@dataclass
+class StreamInfo:
+    name: str
+    count: int
+    t_first: float
+    t_last: float
+
+    @property
+    def rate_hz(self) -> float:
+        span = self.t_last - self.t_first
+        return (self.count - 1) / span if self.count > 1 and span > 0 else 0.0
+
+
+class Stream:
+    """One stream of a session file, read lazily.
+
+    ``len(stream)`` is the number of complete rows (the shortest column, so that a
+    file cut between two column writes stays consistent).
+    """
+
+    def __init__(self, reader: "SessionReader", spec: StreamSpec, group: h5py.Group):
+        self._reader = reader
+        self.spec = spec
+        self.name = spec.name
+        self._group = group
+        self.columns = tuple(c.name for c in spec.columns if c.name in group)
+        self.extra_columns = tuple(k for k in group.keys() if k not in spec.column_names)
+        self._len = min((group[c].shape[0] for c in group.keys()), default=0)
+        self._t: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.name}: {self._len} rows>"
+
+    @property
+    def t(self) -> np.ndarray:
+        """Session-clock seconds of every row (loaded once, cached)."""
+        if self._t is None:
+            self._t = self._group["t"][: self._len] if "t" in self._group else np.zeros(self._len)
+        return self._t
+
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        stop = self._len if stop is None else min(stop, self._len)
+        start = max(0, min(start, stop))
+        ds = self._group[name]
+        if ds.attrs.get("text", False):
+            return self._reader._decode_text(ds[start:stop])
+        if name == "t" and self._t is not None:
+            return self._t[start:stop]
+        return ds[start:stop]
+
+    def read(self, start: int = 0, stop: int | None = None, columns=None) -> np.ndarray:
+        """Rows ``start:stop`` as a structured array (text columns as ``str`` objects)."""
+        stop = self._len if stop is None else min(stop, self._len)
+        start = max(0, min(start, stop))
+        names = tuple(columns) if columns is not None else self.columns + self.extra_columns
+        arrays = [self.column(n, start, stop) for n in names]
+        out = np.empty(stop - start, dtype=[(n, a.dtype) for n, a in zip(names, arrays)])
+        for n, a in zip(names, arrays):
+            out[n] = a
+        return out
+
+    def index_range(self, t0: float, t1: float) -> tuple[int, int]:
+        """Row indices ``[i0, i1)`` with ``t0 <= t < t1`` (``t`` is sorted)."""
+        t = self.t
+        return int(np.searchsorted(t, t0, "left")), int(np.searchsorted(t, t1, "left"))
+
+    def between(self, t0: float, t1: float, columns=None) -> np.ndarray:
+        """Rows with ``t0 <= t < t1`` (seconds on the session clock)."""
+        i0, i1 = self.index_range(t0, t1)
+        return self.read(i0, i1, columns)
+
+    def info(self) -> StreamInfo:
+        n = self._len
+        if n == 0:
+            return StreamInfo(self.name, 0, float("nan"), float("nan"))
+        t = self.t
+        return StreamInfo(self.name, n, float(t[0]), float(t[-1]))
+
+
+class SessionReader:
+    """A session file opened for reading.
+
+    Raises :class:`SessionFileError` for anything that is not a readable session
+    of this or an older schema.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._f, self.live_or_crashed = _open_hdf5(self.path)
+        try:
+            self._check()
+        except SessionFileError:
+            self._f.close()
+            raise
+        except Exception as exc:  # a damaged index shows up as assorted errors
+            self._f.close()
+            raise SessionFileError(f"{self.path} is damaged: {exc}") from exc
+        self._heap: bytes | None = None
+        self._streams: dict[str, Stream] = {}
+        self.problems: list[str] = []
+        if self.live_or_crashed or not bool(self._f.attrs.get("complete", False)):
+            self.problems.append(
+                "the recording was not closed cleanly (recorder killed or still running): "
+                "data up to the last flush is readable"
+            )
+
+    def _check(self) -> None:
+        attrs = self._f.attrs
+        if attrs.get("format") != FORMAT_NAME or "schema" not in attrs:
+            raise SessionFileError(
+                f"{self.path} is an HDF5 file but not an IFLLM Lab session (no '{FORMAT_NAME}' format mark)."
+            )
+        self.schema = int(attrs["schema"])
+        if self.schema > SCHEMA_VERSION:
+            raise SessionFileError(
+                f"{self.path} uses session schema {self.schema}, newer than this IFLLM Lab "
+                f"understands ({SCHEMA_VERSION}). Update IFLLM Lab to read it."
+            )
+        if TEXT_HEAP not in self._f:
+            raise SessionFileError(f"{self.path} is damaged: its text store is missing.")
+        # touch every stream's columns so that damage shows now, not mid-analysis
+        for name in STREAMS:
+            if name in self._f:
+                for key in self._f[name].keys():
+                    _ = self._f[name][key].shape
+
+    # -- metadata -----------------------------------------------------------------
+    @property
+    def attrs(self) -> dict:
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self._f.attrs.items()}
+
+    @property
+    def meta(self) -> SessionMeta:
+        a = self.attrs
+        fields = {k: a[k] for k in SessionMeta.__dataclass_fields__ if k in a and k != "extra"}
+        extra = json.loads(self._f[META_GROUP].attrs.get("extra_json", "{}")) if META_GROUP in self._f else {}
+        return SessionMeta(**fields, extra=extra)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._f.attrs.get("complete", False)) and not self.live_or_crashed
+
+    @property
+    def stream_names(self) -> list[str]:
+        return [n for n in STREAMS if n in self._f]
+
+    def __contains__(self, name: str) -> bool:
+        return name in STREAMS and name in self._f
+
+    def stream(self, name: str) -> Stream:
+        if name not in self._streams:
+            if name not in self:
+                raise KeyError(f"{self.path} has no stream {name!r} (it has: {', '.join(self.stream_names)})")
+            self._streams[name] = Stream(self, STREAMS[name], self._f[name])
+        return self._streams[name]
+
+    __getitem__ = stream
+
+    def _decode_text(self, pairs: np.ndarray) -> np.ndarray:
+        if self._heap is None:
+            self._heap = self._f[TEXT_HEAP][:].tobytes()
+        heap = self._heap
+        out = np.empty(len(pairs), dtype=object)
+        for i, (off, n) in enumerate(pairs.tolist()):
+            out[i] = heap[off:off + n].decode("utf-8", "replace")
+        return out
+
+    def duration(self) -> float:
+        """Seconds from 0 to the last sample of any stream."""
+        last = 0.0
+        for name in self.stream_names:
+            s = self.stream(name)
+            if len(s):
+                last = max(last, float(s.t[-1]))
+        return last
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,256 @@
+"""Threaded session writer: producers enqueue rows, one thread writes them.
+
+Producers (camera thread, UI thread, LLM thread) call :meth:`SessionWriter.put`
+with one row, or :meth:`SessionWriter.put_rows` with a batch. Enqueueing is an
+append to an in-memory deque: it never touches the disk and never waits for the
+writer. The queue is bounded (``max_queue`` entries); rows that do not fit are
+counted as lost rather than blocking a producer.
+
+The writer thread wakes every ``flush_interval`` seconds (at most 1 s), writes
+everything queued and flushes the file in SWMR mode, so a process killed at any
+moment leaves a file holding every row up to the previous flush.
+
+A write failure (disk full, I/O error) stops recording cleanly: the writer keeps
+what was flushed, marks itself failed with a message for people
+(:attr:`SessionWriter.error`) and calls ``on_error`` once; later rows are counted
+as lost.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .schema import STREAMS, LogLevel, SessionMeta
+from .store import SessionStore, SessionWriteError
+
+log = logging.getLogger(__name__)
+
+
+class SessionClock:
+    """The one session time base: seconds since the session started (monotonic).
+
+    ``unix_start`` is the wall-clock time (UTC epoch seconds) of ``t == 0``.
+    """
+
+    def __init__(self) -> None:
+        self._t0 = time.monotonic()
+        self.unix_start = time.time()
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def from_monotonic(self, mono: float) -> float:
+        """Convert a ``time.monotonic()`` reading (e.g. a frame capture time)."""
+        return mono - self._t0
+
+
+@dataclass
+class StreamCounts:
+    sent: int = 0
+    written: int = 0
+    lost: int = 0
+
+
+@dataclass
+class WriterStats:
+    streams: dict[str, StreamCounts] = field(default_factory=dict)
+    flushes: int = 0
+    max_flush_ms: float = 0.0
+    busy_s: float = 0.0  # time the writer thread spent converting and writing
+
+    @property
+    def lost(self) -> int:
+        return sum(c.lost for c in self.streams.values())
+
+    @property
+    def written(self) -> int:
+        return sum(c.written for c in self.streams.values())
+
+
+class SessionWriter:
+    """Records one session file from any number of producer threads.
+
+    Args:
+        path: the session file to create.
+        meta: what the session is; ``meta.clock_start_unix`` is set from ``clock``.
+        clock: the session clock; a new one starts now when omitted.
+        flush_interval: seconds between flushes (0.05 .. 1.0).
+        max_queue: bound of the in-memory queue (entries: a row or a batch).
+        on_error: called once, from the writer thread, with the message when
+            recording stops because of a write failure.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        meta: SessionMeta,
+        *,
+        clock: SessionClock | None = None,
+        streams: Sequence[str] | None = None,
+        flush_interval: float = 0.5,
+        max_queue: int = 2_000_000,
+        on_error: Callable[[str], None] | None = None,
+    ):
+        if not 0.01 <= flush_interval <= 1.0:
+            raise ValueError("flush_interval must be between 0.01 and 1.0 seconds")
+        self.clock = clock or SessionClock()
+        meta.clock_start_unix = self.clock.unix_start
+        self.store = SessionStore(path, meta, streams=streams, swmr=True)
+        self.path = self.store.path
+        self.flush_interval = flush_interval
+        self.max_queue = max_queue
+        self.on_error = on_error
+        self.error: str | None = None
+        self.stats = WriterStats(streams={n: StreamCounts() for n in self.store.specs})
+        self._queue: collections.deque = collections.deque()
+        self._lock = threading.Lock()  # guards counters and the closed/queue-full check
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="session-writer", daemon=True)
+        self._thread.start()
+
+    # -- producers ------------------------------------------------------------------
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def put(self, stream: str, row: tuple) -> bool:
+        """Queue one row: a tuple in the stream's column order (trailing columns may be
+        omitted and take their fill value). Never blocks; returns False if the row was lost."""
+        counts = self.stats.streams[stream]
+        with self._lock:
+            counts.sent += 1
+            if self.error is not None or self._closed or len(self._queue) >= self.max_queue:
+                counts.lost += 1
+                return False
+            self._queue.append((stream, row))
+        return True
+
+    def put_rows(self, stream: str, rows: Mapping[str, Sequence] | np.ndarray) -> bool:
+        """Queue a batch: a structured array or a mapping of column to values."""
+        n = len(rows) if isinstance(rows, np.ndarray) else len(next(iter(rows.values()), ()))
+        counts = self.stats.streams[stream]
+        with self._lock:
+            counts.sent += n
+            if self.error is not None or self._closed or len(self._queue) >= self.max_queue:
+                counts.lost += n
+                return False
+            self._queue.append((stream, rows if isinstance(rows, np.ndarray) else dict(rows)))
+        return True
+
+    def log(self, level: LogLevel | int, source: str, message: str) -> bool:
+        """Record a message in the session's ``log`` stream (and the Python log)."""
+        log.log(int(level), "%s: %s", source, message)
+        return self.put("log", (self.clock.now(), int(level), source, message))
+
+    # -- writer thread ----------------------------------------------------------------
+    def _drain(self) -> dict[str, list]:
+        """Take everything queued now, grouped by stream (order kept)."""
+        grouped: dict[str, list] = collections.defaultdict(list)
+        q = self._queue
+        for _ in range(len(q)):
+            stream, item = q.popleft()
+            grouped[stream].append(item)
+        return grouped
+
+    def _write_group(self, stream: str, items: list) -> None:
+        spec = STREAMS[stream]
+        batch: list[tuple] = []
+
+        def write_tuples():
+            if not batch:
+                return
+            width = len(batch[0])
+            if all(len(r) == width for r in batch):
+                cols = spec.columns[:width]
+                arr = np.array(batch, dtype=[(c.name, object if c.is_text else c.dtype) for c in cols])
+                self.stats.streams[stream].written += self.store.append(stream, arr)
+            else:  # rows of several widths: write each run separately
+                for row in batch:
+                    cols = spec.columns[: len(row)]
+                    self.stats.streams[stream].written += self.store.append(
+                        stream, {c.name: [v] for c, v in zip(cols, row)}
+                    )
+            batch.clear()
+
+        for item in items:
+            if isinstance(item, tuple):
+                batch.append(item)
+            else:
+                write_tuples()
+                self.stats.streams[stream].written += self.store.append(stream, item)
+        write_tuples()
+
+    def _write_pending(self) -> None:
+        grouped = self._drain()
+        if not grouped:
+            return
+        t0 = time.perf_counter()
+        for stream, items in grouped.items():
+            self._write_group(stream, items)
+        self.stats.busy_s += time.perf_counter() - t0
+
+    def _flush(self) -> None:
+        t0 = time.perf_counter()
+        self.store.flush()
+        dt = time.perf_counter() - t0
+        self.stats.busy_s += dt
+        self.stats.flushes += 1
+        self.stats.max_flush_ms = max(self.stats.max_flush_ms, dt * 1000)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        log.error(message)
+        # rows still queued will never be written
+        for stream, items in self._drain().items():
+            self.stats.streams[stream].lost += sum(1 if isinstance(i, tuple) else len(i) for i in items)
+        try:
+            self.store.close(complete=False)
+        except SessionWriteError:
+            pass
+        if self.on_error is not None:
+            try:
+                self.on_error(message)
+            except Exception:  # a broken callback must not hide the write failure
+                log.exception("on_error callback failed")
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.flush_interval):
+                self._write_pending()
+                self._flush()
+            self._write_pending()
+            self._flush()
+        except SessionWriteError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # never die silently: a bug here must still end cleanly
+            self._fail(f"Recording to {self.path} stopped by an internal error: {exc!r}")
+
+    # -- shutdown -------------------------------------------------------------------
+    def close(self, complete: bool = True) -> WriterStats:
+        """Write everything queued, flush, mark the file complete and close it."""
+        if self._closed:
+            return self.stats
+        with self._lock:
+            self._closed = True
+        self._stop.set()
+        self._thread.join()
+        if self.error is None:
+            try:
+                self.store.close(complete=complete)
+            except SessionWriteError as exc:
+                self.error = str(exc)
+        return self.stats
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(complete=exc[0] is None)
