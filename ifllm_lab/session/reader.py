@@ -84,6 +84,10 @@ class Stream:
     def __len__(self) -> int:
         return self._len
 
+    def column_lengths(self) -> dict[str, int]:
+        """Stored length of every column (they differ only in a damaged file)."""
+        return {k: self._group[k].shape[0] for k in self._group.keys()}
+
     def __repr__(self) -> str:
         return f"<Stream {self.name}: {self._len} rows>"
 

@@ -226,7 +226,7 @@ class SessionStore:
     def t_last(self) -> float:
         return self._t_last
 
-    def close(self, complete: bool = True) -> None:
+    def close(self, complete: bool = True, duration_s: float | None = None) -> None:
         """Flush and close. With ``complete`` the file is marked as cleanly finished.
 
         Attributes cannot change in SWMR mode, so a SWMR file is reopened briefly
@@ -251,7 +251,7 @@ class SessionStore:
         try:
             with h5py.File(self.path, "r+") as f:
                 f.attrs["complete"] = bool(complete)
-                f.attrs["duration_s"] = float(self._t_last)
+                f.attrs["duration_s"] = float(self._t_last if duration_s is None else duration_s)
                 f.attrs["closed_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         except OSError as exc:
             raise SessionWriteError(self._write_error_message(exc)) from exc

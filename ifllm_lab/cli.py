@@ -1,0 +1,210 @@
+"""``ifllm-lab`` command line: one subcommand per job.
+
+Every command reports problems as one clear line on stderr and a non-zero exit
+status (2 for bad input, 1 for a failure while working), never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _err(message: str) -> None:
+    print(f"ifllm-lab: {message}", file=sys.stderr)
+
+
+# -- import-ifllm ---------------------------------------------------------------------
+def cmd_import_ifllm(args) -> int:
+    from .features.ifllm_import import ReleaseFormatError, import_release
+    from .session import SessionWriteError
+
+    def progress(done, total, path):
+        if not args.quiet and sys.stderr.isatty():
+            print(f"\r  {done}/{total} sessions", end="", file=sys.stderr, flush=True)
+
+    try:
+        report = import_release(args.src, args.out, jobs=args.jobs, overwrite=args.overwrite, progress=progress)
+    except ReleaseFormatError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    except SessionWriteError as exc:
+        _err(f"{exc} (use --overwrite to replace files from an earlier import)")
+        return EXIT_FAILED
+    if sys.stderr.isatty() and not args.quiet:
+        print(file=sys.stderr)
+    data = report.to_json()
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, ensure_ascii=False)
+    if args.json:
+        print(json.dumps(data if args.report is None else {"totals": data["totals"], "report": args.report},
+                         ensure_ascii=False))
+        return EXIT_OK
+    tot = data["totals"]
+    print(f"Imported {tot['sessions']} sessions ({tot['sessions_with_behaviour']} with behaviour data, "
+          f"{tot['turns']} questions) into {report.out_dir}")
+    for name, n in tot["streams"].items():
+        print(f"  {name:<10}{n:>10} rows")
+    print(f"  exact duplicate rows dropped: {tot['duplicates_dropped']}")
+    for name, c in tot["files"].items():
+        if c.get("duplicates"):
+            print(f"    {name}: {c['duplicates']} of {c['rows']}")
+    problems = report.all_problems()
+    print(f"  rows with problems: {len(problems)}")
+    for p in problems[: args.show_problems]:
+        where = f"{p.file}:{p.line}" if p.line else p.file
+        print(f"    {where}: {p.reason}" + (f"  [{p.text[:60]}]" if p.text else ""))
+    if len(problems) > args.show_problems:
+        print(f"    ... {len(problems) - args.show_problems} more (use --report FILE for all)")
+    questions_only = [s for s in report.sessions if not s.files]
+    if questions_only:
+        print(f"  {len(questions_only)} tasks have questions but no behaviour files in the release "
+              "(imported with their turns only)")
+    notes = [n for n in data["notes"] if "no behaviour files" not in n]
+    for note in notes[: args.show_problems]:
+        print(f"  note: {note}")
+    if len(notes) > args.show_problems:
+        print(f"  ... {len(notes) - args.show_problems} more notes (use --report FILE for all)")
+    return EXIT_OK
+
+
+# -- inspect ----------------------------------------------------------------------------
+def cmd_inspect(args) -> int:
+    from .session import SessionFileError
+    from .session.inspect import format_summary, summarize
+
+    status = EXIT_OK
+    results = []
+    for path in args.files:
+        try:
+            s = summarize(path)
+        except SessionFileError as exc:
+            _err(str(exc))
+            status = EXIT_BAD_INPUT
+            if args.json:
+                results.append({"file": os.path.abspath(path), "error": str(exc)})
+            continue
+        results.append(s)
+        if not args.json:
+            print(format_summary(s))
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False))
+    return status
+
+
+# -- export -----------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    from .session import SessionFileError
+    from .session.export import export_bids, export_csv
+
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        paths = (export_csv if args.format == "csv" else export_bids)(args.file, args.out)
+    except SessionFileError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    except ValueError as exc:
+        _err(f"{args.file}: {exc}")
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        _err(f"cannot write to {args.out}: {exc.strerror or exc}")
+        return EXIT_FAILED
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+# -- bench --------------------------------------------------------------------------------
+def cmd_bench(args) -> int:
+    if args.what == "record":
+        from .bench import bench_record
+
+        result = bench_record(seconds=args.seconds, mouse_hz=args.mouse_hz, gaze_hz=args.gaze_hz,
+                              folder=args.folder, flood_rows=args.flood_rows)
+    else:  # argparse keeps this unreachable
+        _err(f"unknown benchmark {args.what}")
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>24}: {v}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="ifllm-lab",
+        description="IFLLM Lab: record, replay and learn from implicit feedback (gaze, mouse) on LLM answers.",
+    )
+    p.add_argument("--version", action="version", version=f"ifllm-lab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("import-ifllm", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="import the public IFLLM release into session files",
+                       description="Import the public IFLLM release (its folder or .tar.xz) into one session "
+                                   "file per worker and task, with every question, gaze and mouse row.")
+    s.add_argument("src", help="the release folder (holding query_logs_table.csv) or its .tar.xz")
+    s.add_argument("--out", required=True, help="folder for the session files")
+    s.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
+    s.add_argument("--overwrite", action="store_true", help="replace session files that already exist")
+    s.add_argument("--report", metavar="FILE", help="write the full import report (every problem row) as JSON")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--show-problems", type=int, default=20, metavar="N", help="problem rows to list (default 20)")
+    s.add_argument("--quiet", action="store_true", help="no progress display")
+    s.set_defaults(func=cmd_import_ifllm)
+
+    s = sub.add_parser("inspect", help="summarise session files and check their validity",
+                       description="Schema, participant, study, duration, per-stream counts and rates, turns "
+                                   "and validity problems of session files.")
+    s.add_argument("files", nargs="+", metavar="FILE.h5")
+    s.add_argument("--json", action="store_true", help="print JSON (a list when several files are given)")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("export", help="export a session as CSV or BIDS eye-tracking files",
+                       description="csv: one CSV per stream and session.json; bids: the BIDS eye-tracking "
+                                   "layout (physio.tsv.gz + JSON sidecar) for the gaze stream.")
+    s.add_argument("file", metavar="FILE.h5")
+    s.add_argument("--format", choices=("csv", "bids"), required=True)
+    s.add_argument("--out", required=True, metavar="DIR")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("bench", help="benchmarks that print JSON",
+                       description="record: drive the real session writer with synthetic mouse and gaze "
+                                   "producers on their own threads, then flood it to measure its capacity.")
+    s.add_argument("what", choices=("record",))
+    s.add_argument("--seconds", type=float, default=10.0, help="length of the paced run (s)")
+    s.add_argument("--mouse-hz", type=float, default=1000.0)
+    s.add_argument("--gaze-hz", type=float, default=60.0)
+    s.add_argument("--flood-rows", type=int, default=1_000_000, help="rows for the capacity measurement")
+    s.add_argument("--folder", default=None, help="where to write the temporary files (default: system temp)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130

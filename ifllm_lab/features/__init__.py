@@ -1,0 +1,1 @@
+"""Implicit-feedback features and the IFLLM release importer. No Qt."""
