@@ -1,0 +1,1 @@
+"""Webcam gaze: landmarks, eye features, calibration, filters, tracker. No Qt."""

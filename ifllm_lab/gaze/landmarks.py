@@ -1,0 +1,149 @@
+"""Face landmarks from MediaPipe Tasks FaceLandmarker (one face, 478 points with irises).
+
+The model bundle ships with the app (``resources/models/face_landmarker.task``).
+Landmarks are returned in **image pixels** (x right, y down; z in the same scale as
+x, relative to the face centre, smaller = closer to the camera), together with the
+facial transformation matrix (face pose in the camera frame, centimetres).
+"""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_NAME = "face_landmarker.task"
+
+
+def default_model_path() -> Path:
+    """The bundled face model: ``resources/models/face_landmarker.task`` beside the package
+    (or inside a PyInstaller bundle)."""
+    import sys
+
+    bases = [Path(getattr(sys, "_MEIPASS", _REPO_ROOT)), _REPO_ROOT]
+    for base in bases:
+        p = base / "resources" / "models" / MODEL_NAME
+        if p.is_file():
+            return p
+    return bases[-1] / "resources" / "models" / MODEL_NAME
+
+
+class LandmarkerError(Exception):
+    """The face model cannot be loaded; the message names the file and what to do."""
+
+
+@dataclass
+class FaceResult:
+    """One detected face.
+
+    Attributes:
+        points: (478, 3) float32 landmarks in image px (x, y) and z (px scale).
+        matrix: (4, 4) facial transformation matrix (camera frame, cm), or None.
+        image_size: (width, height) of the analysed image, px.
+    """
+
+    points: np.ndarray
+    matrix: np.ndarray | None
+    image_size: tuple[int, int]
+
+
+class FaceLandmarker:
+    """MediaPipe FaceLandmarker in VIDEO mode (tracking between frames), one face.
+
+    Use as a context manager or call :meth:`close`: the native graph holds threads
+    and memory until closed.
+
+    Raises:
+        LandmarkerError: the model file is missing, unreadable or not a valid model.
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, video: bool = True,
+                 min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+        path = Path(model_path) if model_path is not None else default_model_path()
+        self.model_path = path
+        if not path.is_file():
+            raise LandmarkerError(
+                f"Face model not found: {path}. Reinstall IFLLM Lab or set the face model path in the "
+                f"study settings to a {MODEL_NAME} file."
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LandmarkerError(f"Face model {path} cannot be read: {exc.strerror or exc}.") from exc
+        if len(data) < 1024 or not zipfile.is_zipfile(io.BytesIO(data)):  # a .task bundle is a zip archive
+            raise LandmarkerError(
+                f"Face model {path} is not a MediaPipe model bundle (corrupt or wrong file, "
+                f"{len(data)} bytes). Replace it with the {MODEL_NAME} shipped with IFLLM Lab."
+            )
+        from mediapipe.tasks import python as mp_tasks
+        from mediapipe.tasks.python import vision
+
+        self._mode_video = video
+        options = vision.FaceLandmarkerOptions(
+            base_options=mp_tasks.BaseOptions(model_asset_buffer=data),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_faces=1,
+            min_face_detection_confidence=min_detection_confidence,
+            min_face_presence_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+            output_face_blendshapes=False,
+            output_facial_transformation_matrixes=True,
+        )
+        try:
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        except Exception as exc:  # MediaPipe raises RuntimeError/ValueError with internal text
+            raise LandmarkerError(
+                f"Face model {path} could not be loaded ({exc}). Replace it with the {MODEL_NAME} "
+                "shipped with IFLLM Lab."
+            ) from exc
+        self._last_ms = -1
+
+    def detect(self, image_rgb: np.ndarray, t: float | None = None) -> FaceResult | None:
+        """Landmarks of the face in an RGB uint8 image (H, W, 3), or None when no face.
+
+        ``t`` (seconds) is the frame time; in VIDEO mode timestamps must increase, so
+        equal or earlier times are nudged forward by 1 ms.
+        """
+        import mediapipe as mp
+
+        h, w = image_rgb.shape[:2]
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image_rgb))
+        if self._mode_video:
+            ms = int(round((t or 0.0) * 1000))
+            if ms <= self._last_ms:
+                ms = self._last_ms + 1
+            self._last_ms = ms
+            result = self._landmarker.detect_for_video(image, ms)
+        else:
+            result = self._landmarker.detect(image)
+        if not result.face_landmarks:
+            return None
+        lms = result.face_landmarks[0]
+        pts = np.empty((len(lms), 3), dtype=np.float32)
+        for i, p in enumerate(lms):
+            pts[i] = (p.x * w, p.y * h, p.z * w)
+        matrix = None
+        if result.facial_transformation_matrixes:
+            matrix = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64)
+        return FaceResult(pts, matrix, (w, h))
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
