@@ -94,7 +94,7 @@ def test_blink_frames_are_rejected(renderer, landmarker):
     open_ = [eye_features(landmarker.detect(renderer.render(du, 0.0))).openness for du in np.linspace(-.1, .1, 12)]
     assert not any(det(o) for o in open_)
     closed = eye_features(landmarker.detect(renderer.render(blink=True))).openness
-    assert closed < 0.6 * np.median(open_)
+    assert closed < 0.6 * np.median(open_)  # IMAGE mode: no temporal smoothing of the lids
     assert det(closed)
     assert det(float("nan"))
     # a narrow-eyed baseline does not make every frame a blink

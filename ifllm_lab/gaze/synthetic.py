@@ -165,3 +165,50 @@ class GazeScene:
 
     def target_for(self, du: float, dv: float) -> tuple[float, float]:
         return (du / self.u_range + 0.5) * self.screen_w, (dv / self.v_range + 0.5) * self.screen_h
+
+
+@dataclass
+class RenderedVideo:
+    """A rendered face video and its ground truth, one row per frame."""
+
+    path: str
+    fps: float
+    targets: np.ndarray  # (n, 2) true gaze point, screen px
+    target_index: np.ndarray  # (n,) index into the target list
+    blink: np.ndarray  # (n,) bool
+
+
+def write_gaze_video(path: str, targets_px, *, renderer: FaceRenderer | None = None,
+                     scene: GazeScene | None = None, frames_per_target: int = 15, fps: float = 30.0,
+                     head_jitter_px: float = 2.0, head_jitter_deg: float = 0.7, blink_every: int = 0,
+                     blink_frames: int = 4, seed: int = 0, fourcc: str = "mp4v") -> RenderedVideo:
+    """Render a face looking at each target in turn and write it as a video file.
+
+    ``blink_every`` > 0 closes the eyes for ``blink_frames`` frames (a real blink
+    lasts 100-300 ms) at the end of every ``blink_every`` frames. Returns the truth.
+    """
+    renderer = renderer or FaceRenderer()
+    scene = scene or GazeScene()
+    rng = np.random.default_rng(seed)
+    w, h = renderer.size
+    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    if not out.isOpened():
+        raise OSError(f"cannot write video {path} with codec {fourcc}")
+    truth, index, blinks = [], [], []
+    n = 0
+    try:
+        for i, (x, y) in enumerate(targets_px):
+            du, dv = scene.shift_for(x, y)
+            for _ in range(frames_per_target):
+                blink = blink_every > 0 and n % blink_every >= blink_every - blink_frames
+                img = renderer.render(du, dv, head_dx=rng.normal(0, head_jitter_px),
+                                      head_dy=rng.normal(0, head_jitter_px),
+                                      head_rot_deg=rng.normal(0, head_jitter_deg), blink=blink)
+                out.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+                truth.append((x, y))
+                index.append(i)
+                blinks.append(blink)
+                n += 1
+    finally:
+        out.release()
+    return RenderedVideo(path, fps, np.array(truth, float), np.array(index), np.array(blinks, bool))
