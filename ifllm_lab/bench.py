@@ -12,6 +12,8 @@ import tempfile
 import threading
 import time
 
+import numpy as np
+
 from .session import SessionMeta, SessionReader, SessionWriter
 from .session.schema import MouseKind
 
@@ -119,6 +121,107 @@ def bench_record(seconds: float = 10.0, mouse_hz: float = 1000.0, gaze_hz: float
             "flood_lost": flood_rows - flood_written + flood_stats.lost,
             "file_mb_per_hour": round(size / 1e6 * 3600 / seconds, 1),
             "recording_mb_per_hour": round(writer.store.recorded_bytes / 1e6 * 3600 / seconds, 1),
+        }
+    finally:
+        tmp.cleanup()
+
+
+def bench_gaze(video: str | None = None, max_frames: int = 300, folder: str | None = None) -> dict:
+    """Measure the gaze pipeline on the frames of a video (default: a rendered face video).
+
+    - ``landmarker_ms``: mean time of the raw FaceLandmarker (VIDEO mode) per frame.
+    - ``pipeline_ms``: mean time per frame of the whole pipeline on the same frames
+      (landmarks, features, calibrated point, One Euro filter, row queued to a real
+      session writer); ``overhead_ratio`` = pipeline_ms / landmarker_ms.
+    - ``fps``: frames per second of the threaded tracker reading and decoding the file
+      as fast as it can, writing into a session file (end to end).
+    - ``p95_latency_ms``: 95th percentile of frame capture -> sample queued, with the
+      file played in real time at its own frame rate like a camera; ``dropped``:
+      frames the tracker had to skip in that run.
+    """
+    from .camera import VideoFileSource
+    from .gaze.calibration import fit_calibration
+    from .gaze.filters import OneEuroFilter
+    from .gaze.landmarks import FaceLandmarker
+    from .gaze.tracker import FeatureExtractor, GazePipeline, GazeTracker
+    from .session import SessionClock
+
+    tmp = tempfile.TemporaryDirectory(prefix="ifllm-bench-gaze-", dir=folder)
+    try:
+        if video is None:
+            from .gaze.synthetic import write_gaze_video
+
+            video = os.path.join(tmp.name, "face.mp4")
+            grid = [(x, y) for y in (150, 540, 930) for x in (200, 960, 1720)]
+            write_gaze_video(video, grid, frames_per_target=max(1, max_frames // len(grid)))
+        frames = []
+        with VideoFileSource(video) as src:
+            for frame in src:
+                frames.append(frame)
+                if len(frames) >= max_frames:
+                    break
+        if len(frames) < 10:
+            raise ValueError(f"{video}: only {len(frames)} frames could be read; need at least 10")
+        warm = 5
+
+        with FaceLandmarker() as lm:  # raw landmarker alone
+            times = []
+            for f in frames:
+                a = time.perf_counter()
+                lm.detect(f.image, f.t)
+                times.append(time.perf_counter() - a)
+        landmarker_ms = float(np.mean(times[warm:]) * 1000)
+
+        extractor = FeatureExtractor()
+        with FaceLandmarker() as lm:  # features for a real calibration fit
+            feats, targets = [], []
+            for i, f in enumerate(frames):
+                face = lm.detect(f.image, f.t)
+                if face is not None:
+                    feats.append(extractor(f.image, face)[1])
+                    targets.append((200 + 760 * (i % 3), 150 + 390 * ((i // 3) % 3)))
+        calibration = fit_calibration(np.array(feats), np.array(targets, float), feature_names=extractor.names)
+
+        clock = SessionClock()
+        writer = SessionWriter(os.path.join(tmp.name, "pipeline.h5"), SessionMeta(study="bench-gaze"), clock=clock)
+        with FaceLandmarker() as lm:  # the whole pipeline on the same frames
+            pipe = GazePipeline(lm, calibration=calibration, smoother=OneEuroFilter())
+            times = []
+            for f in frames:
+                a = time.perf_counter()
+                writer.put("gaze", pipe.process(f.image, f.t, f.index).row())
+                times.append(time.perf_counter() - a)
+        writer.close()
+        pipeline_ms = float(np.mean(times[warm:]) * 1000)
+
+        def tracker_run(realtime: bool):
+            clock = SessionClock()
+            writer = SessionWriter(os.path.join(tmp.name, f"tracker-{realtime}.h5"), SessionMeta(), clock=clock)
+            with FaceLandmarker() as lm, VideoFileSource(video, clock=clock, realtime=realtime) as src:
+                pipe = GazePipeline(lm, calibration=calibration, smoother=OneEuroFilter())
+                tracker = GazeTracker(src, pipe, clock, writer=writer)
+                a = time.perf_counter()
+                tracker.start()
+                tracker.wait()
+                stats = tracker.stop()
+                wall = time.perf_counter() - a
+                dropped = stats.dropped + src.frames_dropped
+            writer.close()
+            return stats, wall, dropped
+
+        stats, wall, _ = tracker_run(realtime=False)
+        fps = stats.frames / wall
+        live, _, dropped = tracker_run(realtime=True)
+        return {
+            "video": video if not video.startswith(tmp.name) else "rendered face, 640x480",
+            "frames": len(frames),
+            "landmarker_ms": round(landmarker_ms, 2),
+            "pipeline_ms": round(pipeline_ms, 2),
+            "fps": round(fps, 1),
+            "overhead_ratio": round(pipeline_ms / landmarker_ms, 3),
+            "p95_latency_ms": round(live.p95_latency_ms(), 1),
+            "live_frames": live.frames,
+            "dropped": dropped,
         }
     finally:
         tmp.cleanup()

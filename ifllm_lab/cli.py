@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -135,9 +136,16 @@ def cmd_bench(args) -> int:
 
         result = bench_record(seconds=args.seconds, mouse_hz=args.mouse_hz, gaze_hz=args.gaze_hz,
                               folder=args.folder, flood_rows=args.flood_rows)
-    else:  # argparse keeps this unreachable
-        _err(f"unknown benchmark {args.what}")
-        return EXIT_BAD_INPUT
+    else:
+        from .bench import bench_gaze
+        from .camera import CameraError
+        from .gaze.landmarks import LandmarkerError
+
+        try:
+            result = bench_gaze(video=args.video, max_frames=args.frames, folder=args.folder)
+        except (CameraError, LandmarkerError, ValueError) as exc:
+            _err(str(exc))
+            return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps(result))
     else:
@@ -152,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="IFLLM Lab: record, replay and learn from implicit feedback (gaze, mouse) on LLM answers.",
     )
     p.add_argument("--version", action="version", version=f"ifllm-lab {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="print progress and warnings of every component")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("import-ifllm", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -185,8 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="benchmarks that print JSON",
                        description="record: drive the real session writer with synthetic mouse and gaze "
-                                   "producers on their own threads, then flood it to measure its capacity.")
-    s.add_argument("what", choices=("record",))
+                                   "producers on their own threads, then flood it to measure its capacity.\n"
+                                   "gaze: the raw face landmarker and the whole gaze pipeline on the same "
+                                   "frames of a video (default: a rendered face video), end-to-end fps and "
+                                   "frame-to-sample latency.")
+    s.add_argument("what", choices=("record", "gaze"))
+    s.add_argument("--video", default=None, help="gaze: a video file of a face (default: render one)")
+    s.add_argument("--frames", type=int, default=300, help="gaze: frames to use (default 300)")
     s.add_argument("--seconds", type=float, default=10.0, help="length of the paced run (s)")
     s.add_argument("--mouse-hz", type=float, default=1000.0)
     s.add_argument("--gaze-hz", type=float, default=60.0)
@@ -200,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # components log details; a command already reports what matters in one line
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_OK

@@ -38,17 +38,21 @@ def _open_hdf5(path: str) -> tuple[h5py.File, bool]:
         return h5py.File(path, "r"), False
     except OSError as exc:
         first = str(exc)
-    try:
-        return h5py.File(path, "r", swmr=True), True
-    except OSError as exc:
-        second = str(exc)
-    if "truncated" in first or "truncated" in second or "eof" in (first + second).lower():
+    if "truncated" in first or "eof" in first.lower():
         raise SessionFileError(
             f"{path} is truncated (the file is shorter than its own index says): it was cut off "
             "while copying or the disk filled up. Copy it again from the recording machine; "
             "if that is the original, nothing in it can be read."
         )
-    raise SessionFileError(f"{path} cannot be opened as HDF5: {first}")
+    # Only a file still marked open by a SWMR writer (recording now, or killed) is retried
+    # in SWMR mode: a SWMR open of a damaged file retries checksum failures with a doubling
+    # sleep (it hangs for hours), and it skips the end-of-file check.
+    if "already open for write" in first or "consistency flags" in first:
+        try:
+            return h5py.File(path, "r", swmr=True), True
+        except (OSError, RuntimeError) as exc:
+            first = str(exc)
+    raise SessionFileError(f"{path} is damaged or truncated: it cannot be opened as HDF5 ({first}).")
 
 
 @dataclass
