@@ -110,3 +110,64 @@ def test_live_source_drops_frames_when_busy_and_logs_them(video, tmp_path):
         msgs = " ".join(r["log"].column("message"))
     assert "frames dropped" in msgs
     assert stats.p95_latency_ms() < 400
+
+
+class ScriptedCamera:
+    """Stands in for camera hardware (none exists on the test machines): delivers
+    real face frames, then fails like an unplugged camera, then comes back after reopen()."""
+
+    realtime = True
+
+    def __init__(self, clock, good=20, gone_reads=5):
+        from ifllm_lab.camera import SourceStatus
+        from ifllm_lab.gaze.synthetic import astronaut_face
+        self.S = SourceStatus
+        self.clock = clock
+        self.image = astronaut_face()
+        self.good, self.gone_reads = good, gone_reads
+        self.n = 0
+        self.status, self.status_message = SourceStatus.OK, ""
+        self.reopened = 0
+        self.frames_dropped = 0
+
+    def read(self):
+        from ifllm_lab.camera import Frame
+        time.sleep(1 / 30)
+        if self.status is self.S.DISCONNECTED:
+            return None
+        self.n += 1
+        if self.n == self.good:
+            self.status = self.S.DISCONNECTED
+            self.status_message = "The camera stopped sending pictures: check its cable."
+            return None
+        if self.n > 2 * self.good:
+            self.status, self.status_message = self.S.ENDED, "end of test"
+            return None
+        return Frame(self.image, self.clock.now(), self.n)
+
+    def reopen(self):
+        self.reopened += 1
+        self.status = self.S.OK
+        return True
+
+
+def test_camera_lost_mid_session_is_logged_marked_and_survived(tmp_path):
+    clock = SessionClock()
+    writer = SessionWriter(tmp_path / "cam.h5", SessionMeta(), clock=clock)
+    statuses = []
+    cam = ScriptedCamera(clock)
+    with FaceLandmarker() as lm:
+        tracker = GazeTracker(cam, GazePipeline(lm), clock, writer=writer, reconnect_s=0.2,
+                              on_status=lambda s, m: statuses.append(s)).start()
+        assert tracker.wait(30)
+        stats = tracker.stop()
+    writer.close()
+    assert statuses[:2] == ["disconnected", "ok"] and cam.reopened == 1
+    assert stats.frames >= 30 and stats.source_failures >= 1
+    with SessionReader(tmp_path / "cam.h5") as r:
+        gaze = r["gaze"].read()
+        log = list(r["log"].column("message"))
+    marker = gaze[gaze["frame"] == -1]
+    assert len(marker) == 1 and marker["valid"][0] == 0 and np.isnan(marker["x"][0])
+    assert any("stopped sending pictures" in m for m in log)
+    assert any(m.startswith("ok") for m in log)

@@ -212,3 +212,43 @@ def write_gaze_video(path: str, targets_px, *, renderer: FaceRenderer | None = N
     finally:
         out.release()
     return RenderedVideo(path, fps, np.array(truth, float), np.array(index), np.array(blinks, bool))
+
+
+def render_runs(path: str, runs, *, renderer: FaceRenderer | None = None, scene: GazeScene | None = None,
+                fps: float = 30.0, saccade_s: float = 0.15, head_jitter_px: float = 2.0,
+                head_jitter_deg: float = 0.7, seed: int = 0, fourcc: str = "mp4v") -> RenderedVideo:
+    """Render a video of a face that follows the targets of calibration/validation runs.
+
+    ``runs`` are :class:`~ifllm_lab.gaze.procedure.TargetRun` objects on one clock
+    (t = frame index / fps, from 0). The eyes jump to each new target ``saccade_s``
+    after it appears (a real saccade latency) and rest at the screen centre between
+    runs. Returns the true gaze point of every frame (``target_index`` = -1 where no
+    target was shown).
+    """
+    renderer = renderer or FaceRenderer()
+    scene = scene or GazeScene()
+    rng = np.random.default_rng(seed)
+    end = max(r.end_t for r in runs)
+    w, h = renderer.size
+    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    if not out.isOpened():
+        raise OSError(f"cannot write video {path} with codec {fourcc}")
+    gaze = (scene.screen_w / 2, scene.screen_h / 2)
+    truth, index = [], []
+    try:
+        for i in range(int(np.ceil(end * fps)) + 1):
+            t = i / fps
+            shown = -1
+            for run in runs:
+                s = run.state_at(t - saccade_s)
+                if s.stage == "target":
+                    gaze, shown = (s.x, s.y), s.index
+            img = renderer.render(*scene.shift_for(*gaze), head_dx=rng.normal(0, head_jitter_px),
+                                  head_dy=rng.normal(0, head_jitter_px), head_rot_deg=rng.normal(0, head_jitter_deg))
+            out.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            truth.append(gaze)
+            index.append(shown)
+    finally:
+        out.release()
+    n = len(truth)
+    return RenderedVideo(path, fps, np.array(truth, float), np.array(index), np.zeros(n, bool))

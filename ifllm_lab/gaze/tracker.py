@@ -77,16 +77,42 @@ class TrackerStats:
 
 
 class FeatureExtractor:
-    """Frame + landmarks -> the feature vector the calibration regresses on."""
+    """Frame + landmarks -> the feature vector the calibration regresses on.
+
+    Head pose and position from single frames jitter far more than heads move, and
+    that jitter goes straight into the gaze estimate through the regression. So the
+    pose features (yaw, pitch, roll, face position and distance) are smoothed with
+    an exponential filter of time constant ``pose_tau_s``; the iris features are not
+    (eye movements are fast). ``pose_tau_s = 0`` turns smoothing off.
+    """
 
     names = FEATURE_NAMES
+    POSE = ("yaw", "pitch", "roll", "face_x", "face_y", "face_distance_mm")
 
-    def __call__(self, image: np.ndarray, face) -> tuple[EyeFeatures, np.ndarray]:
+    def __init__(self, pose_tau_s: float = 0.25):
+        self.pose_tau_s = pose_tau_s
+        self._pose_idx = np.array([FEATURE_NAMES.index(n) for n in self.POSE])
+        self._state: np.ndarray | None = None
+        self._t_last = None
+
+    def __call__(self, image: np.ndarray, face, t: float | None = None) -> tuple[EyeFeatures, np.ndarray]:
         f = eye_features(face)
-        return f, f.vector()
+        v = f.vector()
+        if self.pose_tau_s > 0 and t is not None:
+            pose = v[self._pose_idx]
+            if self._state is None or not np.all(np.isfinite(self._state)) or t - self._t_last > 1.0 \
+                    or t <= self._t_last:
+                self._state = pose.copy()
+            else:
+                a = 1.0 - np.exp(-(t - self._t_last) / self.pose_tau_s)
+                self._state += a * (pose - self._state)
+            self._t_last = t
+            v[self._pose_idx] = self._state
+        return f, v
 
     def reset(self) -> None:
-        pass
+        self._state = None
+        self._t_last = None
 
 
 class GazePipeline:
@@ -111,7 +137,7 @@ class GazePipeline:
         sample = GazeSample(t=t, frame=index)
         if face is None:
             return sample
-        features, vector = self.extractor(image, face)
+        features, vector = self.extractor(image, face, t)
         sample.features = features
         sample.vector = vector
         sample.blink = self.blinks(features.openness)
@@ -196,6 +222,8 @@ class GazeTracker:
         level = LogLevel.INFO if status in ("ok", "ended") else LogLevel.WARNING
         if self.writer is not None:
             self.writer.log(level, "camera", f"{status}: {message}" if message else status)
+            if level >= LogLevel.WARNING:  # an explicit invalid sample marks where gaze stops
+                self.writer.put("gaze", GazeSample(t=self.clock.now(), frame=-1).row())
         else:
             log.log(int(level), "camera %s: %s", status, message)
         if self.on_status is not None:
