@@ -29,7 +29,10 @@ Canonical frame (all output coordinates):
     template's inter-ocular distance (IOD, eye centre to eye centre). The right eye
     centre is at about (-0.5, 0) and the left at (+0.5, 0). One unit is ~60-65 mm on
     an adult face, so 0.001 IOD is ~0.06 mm; over a 24-inch screen at 60 cm the irises
-    move by about 0.15 IOD horizontally and 0.06 IOD vertically.
+    move by roughly 0.15 IOD horizontally and 0.06 IOD vertically (the ranges of
+    :class:`.synthetic.GazeScene`), i.e. ~0.003 IOD horizontally and ~0.002 IOD
+    vertically per degree of gaze: sub-degree gaze needs iris positions to a few
+    hundredths of a pixel on average, hence the image-based refinement.
 
 Feature vector (:attr:`EyeAppearance.names`, float64, canonical units):
     ``right_iris_x, right_iris_y, left_iris_x, left_iris_y`` - iris centres in the
@@ -38,9 +41,18 @@ Feature vector (:attr:`EyeAppearance.names`, float64, canonical units):
     unitless) when ``pixel_size`` is given.
 
 The features are per frame (no temporal filtering); average predictions, not
-features, when a fixation estimate is needed. Cost: about 0.5 ms per frame on one
-desktop core (independent of the frame size: all sampling is at a fixed canonical
-resolution).
+features, when a fixation estimate is needed. Cost per frame, independent of the frame
+size (all sampling is at a fixed canonical resolution): ~0.4 ms on one core of a 2-core
+desktop VM, ~0.7 ms when run right after the landmarker (cold caches); the landmarker
+itself takes ~8 ms there.
+
+Assumptions and limits: the iris template includes the corneal reflection and the
+iris texture as seen on the template frame, and the registration strip assumes the
+periocular region moves rigidly in the image (head rotations of a few degrees; larger
+turns change its 2-D appearance - re-take the template with :meth:`reset`). Lids
+that move with vertical gaze are excluded from the registration by ``lid_margin``;
+they still occlude the iris, which compresses the vertical response near the lids
+(monotonic, absorbed by the calibration regression).
 """
 from __future__ import annotations
 
@@ -63,12 +75,11 @@ _EYES = ((RIGHT_EYE, RIGHT_EYE_CONTOUR), (LEFT_EYE, LEFT_EYE_CONTOUR))  # image 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares 2-D similarity mapping ``src`` (N, 2) onto ``dst`` (N, 2), as 3x3."""
     ms, md = src.mean(0), dst.mean(0)
-    s = (src[:, 0] - ms[0]) + 1j * (src[:, 1] - ms[1])
-    d = (dst[:, 0] - md[0]) + 1j * (dst[:, 1] - md[1])
-    a = np.vdot(s, d) / max(float(np.vdot(s, s).real), 1e-12)  # sum(conj(s) * d) / |s|^2
-    m = np.array([[a.real, -a.imag, 0.0], [a.imag, a.real, 0.0], [0.0, 0.0, 1.0]])
-    m[:2, 2] = md - m[:2, :2] @ ms
-    return m
+    s, d = src - ms, dst - md
+    den = max(float((s * s).sum()), 1e-12)
+    a = float((s * d).sum()) / den  # scale * cos(angle)
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / den  # scale * sin(angle)
+    return np.array([[a, -b, md[0] - a * ms[0] + b * ms[1]], [b, a, md[1] - b * ms[0] - a * ms[1]], [0.0, 0.0, 1.0]])
 
 
 def _inv_affine(m: np.ndarray) -> np.ndarray:
@@ -129,6 +140,10 @@ class _LucasKanade:
         tz = (tm - tm[m.ravel() > 0].mean()) * m.ravel()  # zero-mean template on the mask
         g = tz / max(float(tz @ tz), 1e-12)  # gain estimate: g @ I
         self.rows = np.vstack([k, g[None]]).astype(np.float32)
+        self._idx = np.flatnonzero(m.ravel() > 0)
+        tzm = tz[self._idx]
+        self._tunit = (tzm / max(float(np.linalg.norm(tzm)), 1e-12)).astype(np.float32)
+        self._last: np.ndarray | None = None
         c = np.eye(3)
         c[:2, 2] = self.centre
         self._c, self._ci = c, np.linalg.inv(c)
@@ -138,6 +153,7 @@ class _LucasKanade:
         for k in range(iters):
             img = cv2.warpAffine(gray, warp[:2], self.size, flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_REPLICATE)
+            self._last = img
             r = self.rows @ img.reshape(-1)
             gain = float(r[-1])
             if not gain > 0.2:  # contrast reversed or gone: not the template's texture
@@ -152,6 +168,16 @@ class _LucasKanade:
             if abs(dp[-2]) < eps and abs(dp[-1]) < eps:
                 return warp, k + 1
         return warp, iters
+
+    def last_ncc(self) -> float:
+        """Normalised cross-correlation (-1..1) over the mask between the template and the
+        image as sampled in the last iteration of :meth:`align`."""
+        if self._last is None:
+            return float("nan")
+        v = self._last.reshape(-1)[self._idx]
+        v = v - v.mean()
+        n = float(np.linalg.norm(v))
+        return float(self._tunit @ v) / n if n > 1e-6 else 0.0
 
 
 class EyeAppearance:
@@ -178,9 +204,9 @@ class EyeAppearance:
 
     STRIP_BOX = (-0.95, 0.95, -0.5, 0.35)
 
-    def __init__(self, patch_size: tuple[int, int] = (72, 36), *, eye_extent: tuple[float, float] = (0.5, 0.25),
+    def __init__(self, patch_size: tuple[int, int] = (72, 50), *, eye_extent: tuple[float, float] = (0.5, 0.35),
                  register: bool = True, strip_res: float = 64.0, lid_margin: float = 0.05,
-                 min_score: float = 0.5, pixel_size: tuple[int, int] | None = None,
+                 min_score: float = 0.6, pixel_size: tuple[int, int] | None = None,
                  reg_iters: int = 10, iris_iters: int = 10):
         self.patch_size = (int(patch_size[0]), int(patch_size[1]))
         self.eye_extent = (float(eye_extent[0]), float(eye_extent[1]))
@@ -197,6 +223,11 @@ class EyeAppearance:
             for side in ("right", "left"):
                 names += [f"{side}_px_{r}_{c}" for r in range(self.pixel_size[1]) for c in range(self.pixel_size[0])]
         self.names: tuple[str, ...] = tuple(names)
+        self._stable = np.array(STABLE_LANDMARKS)
+        x0, x1, y0, y1 = self.STRIP_BOX
+        pad = 0.15  # IOD; covers what registration can move the strip by
+        self._strip_corners = np.array([[x0 - pad, y0 - pad], [x1 + pad, y0 - pad], [x0 - pad, y1 + pad],
+                                        [x1 + pad, y1 + pad]])
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -212,36 +243,38 @@ class EyeAppearance:
 
     # ------------------------------------------------------------------ helpers
     def _crop_gray(self, image: np.ndarray, to_canon: np.ndarray):
-        """Grey crop of the image region under the strip (with margin) and its offset map."""
-        x0, x1, y0, y1 = self.STRIP_BOX
-        pad = 0.15
-        corners = np.array([[x0 - pad, y0 - pad, 1], [x1 + pad, y0 - pad, 1], [x0 - pad, y1 + pad, 1],
-                            [x1 + pad, y1 + pad, 1]], float)
-        pts = (_inv_affine(to_canon) @ corners.T).T[:, :2]
+        """Grey float32 crop of the image under the registration strip (with a margin).
+
+        Returns (gray, off, clipped): ``off`` maps image px -> crop px (3x3), ``clipped``
+        tells that the region reached past the frame edge; (None, None, True) when
+        almost nothing of it is inside the frame.
+        """
+        inv = _inv_affine(to_canon)
+        pts = self._strip_corners @ inv[:2, :2].T + inv[:2, 2]
         h, w = image.shape[:2]
         ax0, ay0 = np.floor(pts.min(0)).astype(int)
         ax1, ay1 = np.ceil(pts.max(0)).astype(int) + 1
-        if ax0 < 0 or ay0 < 0 or ax1 > w or ay1 > h:
-            # partly outside the frame: sample what is there, reject if the eyes are cut
+        clipped = ax0 < 0 or ay0 < 0 or ax1 > w or ay1 > h
+        if clipped:
             ax0, ay0, ax1, ay1 = max(ax0, 0), max(ay0, 0), min(ax1, w), min(ay1, h)
             if ax1 - ax0 < 8 or ay1 - ay0 < 8:
-                return None, None
+                return None, None, True
         crop = image[ay0:ay1, ax0:ax1]
-        if crop.ndim == 3:
-            gray = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
-        else:
-            gray = crop
-        off = np.array([[1.0, 0.0, -ax0], [0.0, 1.0, -ay0], [0.0, 0.0, 1.0]])  # image -> crop px
-        return gray.astype(np.float32), off
+        gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+        off = np.array([[1.0, 0.0, -ax0], [0.0, 1.0, -ay0], [0.0, 0.0, 1.0]])
+        return gray.astype(np.float32), off, clipped
 
     def _eyes_inside(self, to_canon: np.ndarray, image_size: tuple[int, int]) -> bool:
+        """Whether both eye patches lie inside the frame."""
         inv = _inv_affine(to_canon)
         w, h = image_size
+        half = 0.5 * np.array(self.eye_extent)
         for e in self._tmpl["eyes"]:
-            c = inv @ np.array([e["centre"][0], e["centre"][1], 1.0])
-            rx = 0.5 * self.eye_extent[0] * np.hypot(inv[0, 0], inv[1, 0])
-            if not (rx <= c[0] <= w - 1 - rx and rx <= c[1] <= h - 1 - rx):
-                return False
+            for sx in (-1, 1):
+                for sy in (-1, 1):
+                    x, y = inv[:2, :2] @ (e["centre"] + half * (sx, sy)) + inv[:2, 2]
+                    if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
+                        return False
         return True
 
     def _make_template(self, image: np.ndarray, face: FaceResult) -> bool:
@@ -261,10 +294,10 @@ class EyeAppearance:
         to_canon[1, :2] = np.array([-e1[1], e1[0]]) / iod
         to_canon[:2, 2] = -to_canon[:2, :2] @ mid
         q = p @ to_canon[:2, :2].T + to_canon[:2, 2]  # all landmarks in canonical units
-        gray, off = self._crop_gray(image, to_canon)
-        if gray is None:
+        gray, off, clipped = self._crop_gray(image, to_canon)
+        if gray is None or clipped:
             return False
-        crop_to_canon = to_canon @ np.linalg.inv(off)
+        crop_to_canon = to_canon @ _inv_affine(off)
         # periocular strip with the eye openings (plus lid margin) masked out
         x0, x1, y0, y1 = self.STRIP_BOX
         s = _box_map(self.strip_res, x0, y0)
@@ -279,35 +312,52 @@ class EyeAppearance:
             mask = cv2.erode(mask, np.ones((k, k), np.uint8))
         mask[:2], mask[-2:], mask[:, :2], mask[:, -2:] = 0, 0, 0, 0
         strip_lk = _LucasKanade(strip, mask, 4)
+        if not strip_lk.ok:
+            return False
         eyes = []
         pw, ph = self.patch_size
-        for (eye, contour), centre in zip(_EYES, centres):
+        half = np.diag([0.5, 0.5, 1.0])  # patch px -> coarse (half-resolution) px
+        for eye, contour in _EYES:
             qc = q[list(contour)]
             ctr = 0.5 * (qc.min(0) + qc.max(0))
-            e = _box_map(self.eye_res, ctr[0] - self.eye_extent[0] / 2, ctr[1] - self.eye_extent[1] / 2)
-            patch = cv2.warpAffine(gray, (e @ crop_to_canon)[:2], (pw, ph), flags=cv2.INTER_LINEAR)
+            box = _box_map(self.eye_res, ctr[0] - self.eye_extent[0] / 2, ctr[1] - self.eye_extent[1] / 2)
+            patch = cv2.warpAffine(gray, (box @ crop_to_canon)[:2], (pw, ph), flags=cv2.INTER_LINEAR)
             opening = np.zeros((ph, pw), np.uint8)
-            cv2.fillPoly(opening, [np.round((qc @ e[:2, :2].T + e[:2, 2]) * 16).astype(np.int32)], 255, shift=4)
-            ic = e @ np.array([q[eye["iris"]][0], q[eye["iris"]][1], 1.0])
+            cv2.fillPoly(opening, [np.round((qc @ box[:2, :2].T + box[:2, 2]) * 16).astype(np.int32)], 255, shift=4)
+            ic = box[:2, :2] @ q[eye["iris"]] + box[:2, 2]  # iris centre, patch px
             ring = q[list(eye["iris_ring"])]
             rad = float(np.mean(np.linalg.norm(ring - q[eye["iris"]], axis=1))) * self.eye_res
             r = int(np.ceil(rad))
             ix, iy = int(round(ic[0])) - r, int(round(ic[1])) - r
-            if r < 3 or ix < 0 or iy < 0 or ix + 2 * r + 1 > pw or iy + 2 * r + 1 > ph:
+            if r < 4 or ix < 0 or iy < 0 or ix + 2 * r + 1 > pw or iy + 2 * r + 1 > ph:
                 return False
-            disc_t = patch[iy:iy + 2 * r + 1, ix:ix + 2 * r + 1].copy()
+            disc = patch[iy:iy + 2 * r + 1, ix:ix + 2 * r + 1].copy()
             yy, xx = np.mgrid[-r:r + 1, -r:r + 1].astype(np.float64)
             inside = np.hypot(xx - (ic[0] - ix - r), yy - (ic[1] - iy - r)) <= 0.9 * rad
             disc_mask = (inside & (opening[iy:iy + 2 * r + 1, ix:ix + 2 * r + 1] > 0)).astype(np.uint8)
-            if disc_mask.sum() < 20 or disc_t.std() < 1.0:
+            if disc_mask.sum() < 20 or disc.std() < 1.0:
                 return False
-            lk = _LucasKanade(disc_t, disc_mask, 2)
+            lk = _LucasKanade(disc, disc_mask, 2)
             if not lk.ok:
                 return False
-            eyes.append(dict(box=e, centre=ctr, disc=disc_t, lk=lk, disc_centre=ic[:2] - (ix, iy)))
-        if not strip_lk.ok:
-            return False
-        self._tmpl = dict(stable=q[list(STABLE_LANDMARKS)], strip_map=s, strip_lk=strip_lk, eyes=eyes)
+            # coarse copy for the correlation search (half resolution: 4x cheaper)
+            coarse_size = (pw // 2, ph // 2)
+            coarse = cv2.warpAffine(gray, (half @ box @ crop_to_canon)[:2], coarse_size, flags=cv2.INTER_LINEAR)
+            cr = r // 2
+            cx, cy = int(round(ic[0] / 2)) - cr, int(round(ic[1] / 2)) - cr
+            if cx < 0 or cy < 0 or cx + 2 * cr + 1 > coarse_size[0] or cy + 2 * cr + 1 > coarse_size[1]:
+                return False
+            coarse_disc = coarse[cy:cy + 2 * cr + 1, cx:cx + 2 * cr + 1].copy()
+            # only the iris counts: pixels off the (half-size) disc mask are set to the disc's mean,
+            # so they add nothing to the correlation and lids/lashes cannot attract the match
+            cm = cv2.resize(disc_mask.astype(np.float32), (2 * cr + 1, 2 * cr + 1), interpolation=cv2.INTER_AREA) > 0.5
+            coarse_disc[~cm] = coarse_disc[cm].mean()
+            eyes.append(dict(box=box, box_inv=_inv_affine(box), centre=ctr, lk=lk,
+                             disc_origin=np.array([ix, iy], float), iris_patch=ic,
+                             coarse_map=half @ box, coarse_size=coarse_size, coarse_disc=coarse_disc,
+                             coarse_origin=np.array([cx, cy], float)))
+        self._tmpl = dict(stable=q[self._stable], strip_map=s, strip_inv=_inv_affine(s), strip_lk=strip_lk,
+                          eyes=eyes)
         return True
 
     # ------------------------------------------------------------------ main
@@ -320,62 +370,59 @@ class EyeAppearance:
         are (partly) outside the frame, or when an iris does not match the template
         disc (blink, occlusion, glare).
         """
+        self.scores = None
         if self._tmpl is None and not self._make_template(image_rgb, face):
             return None
         tm = self._tmpl
-        p = face.points[:, :2].astype(np.float64)
-        to_canon = _similarity(p[list(STABLE_LANDMARKS)], tm["stable"])  # image -> canonical
+        to_canon = _similarity(face.points[self._stable, :2].astype(np.float64), tm["stable"])
         if not np.all(np.isfinite(to_canon)):
             return None
-        gray, off = self._crop_gray(image_rgb, to_canon)
+        gray, off, clipped = self._crop_gray(image_rgb, to_canon)
         if gray is None:
             return None
         crop_to_canon = to_canon @ _inv_affine(off)
         if self.register:
-            s = tm["strip_map"]
-            warp, n = tm["strip_lk"].align(gray, s @ crop_to_canon, self.reg_iters, 0.02)
+            warp, n = tm["strip_lk"].align(gray, tm["strip_map"] @ crop_to_canon, self.reg_iters, 0.02)
             if n < 0:
                 return None
-            crop_to_canon = _inv_affine(s) @ warp
+            crop_to_canon = tm["strip_inv"] @ warp
         to_canon = crop_to_canon @ off
-        if not self._eyes_inside(to_canon, face.image_size):
+        if clipped and not self._eyes_inside(to_canon, face.image_size):
             return None
         out = []
         scores = []
-        patches = []
-        pw, ph = self.patch_size
         for e in tm["eyes"]:
-            to_patch = e["box"] @ crop_to_canon
-            patch = cv2.warpAffine(gray, to_patch[:2], (pw, ph), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
-            patches.append(patch)
-            ncc = cv2.matchTemplate(patch, e["disc"], cv2.TM_CCOEFF_NORMED)
+            # coarse search: correlation with the disc at half resolution
+            coarse = cv2.warpAffine(gray, (e["coarse_map"] @ crop_to_canon)[:2], e["coarse_size"],
+                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            ncc = cv2.matchTemplate(coarse, e["coarse_disc"], cv2.TM_CCOEFF_NORMED)
             _, best, _, (mx, my) = cv2.minMaxLoc(ncc)
-            scores.append(float(best))
-            if not best >= self.min_score:
-                self.scores = tuple(scores + [np.nan] * (2 - len(scores)))
+            if not best > 0.0:
                 return None
-            # sub-pixel start from the correlation peak, then LK on the disc
             fx, fy = float(mx), float(my)
             if 0 < mx < ncc.shape[1] - 1:
                 fx += _peak_offset(ncc[my, mx - 1], ncc[my, mx], ncc[my, mx + 1])
             if 0 < my < ncc.shape[0] - 1:
                 fy += _peak_offset(ncc[my - 1, mx], ncc[my, mx], ncc[my + 1, mx])
-            t0 = np.array([[1.0, 0.0, -fx], [0.0, 1.0, -fy], [0.0, 0.0, 1.0]])  # patch px -> disc px
-            warp, n = e["lk"].align(gray, t0 @ to_patch, self.iris_iters, 0.02)
-            if n < 0:
-                return None
-            # the disc's centre: disc px -> patch px -> canonical units
-            offset = (warp @ _inv_affine(to_patch))[:2, 2]  # a pure translation, patch -> disc px
-            c = _inv_affine(e["box"]) @ np.array([e["disc_centre"][0] - offset[0], e["disc_centre"][1] - offset[1], 1.0])
-            shift = np.linalg.norm(c[:2] - e["centre"])
-            if not np.isfinite(shift) or shift > 0.5 * self.eye_extent[0]:
+            # fine: LK on the full-resolution disc, started at the coarse peak
+            ox = e["disc_origin"][0] + 2.0 * (fx - e["coarse_origin"][0])
+            oy = e["disc_origin"][1] + 2.0 * (fy - e["coarse_origin"][1])
+            to_patch = e["box"] @ crop_to_canon
+            start = np.array([[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]]) @ to_patch  # crop -> disc px
+            warp, n = e["lk"].align(gray, start, self.iris_iters, 0.02)
+            scores.append(e["lk"].last_ncc() if n > 0 else float("nan"))
+            self.scores = tuple((scores + [float("nan")])[:2])
+            if n < 0 or not scores[-1] >= self.min_score:
+                return None  # no iris texture there (blink, occlusion, glare)
+            shift = -(warp @ _inv_affine(to_patch))[:2, 2] - e["disc_origin"]  # iris shift, patch px
+            if not np.all(np.isfinite(shift)) or np.hypot(*shift) > 0.5 * self.patch_size[0]:
                 return None  # diverged
-            out.append(c[:2])
+            out.append(e["box_inv"][:2, :2] @ (e["iris_patch"] + shift) + e["box_inv"][:2, 2])
         self.transform = to_canon[:2].copy()
-        self.scores = (scores[0], scores[1])
         if self.pixel_size:
-            for patch in patches:
+            for e in tm["eyes"]:
+                patch = cv2.warpAffine(gray, (e["box"] @ crop_to_canon)[:2], self.patch_size,
+                                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 small = cv2.resize(patch, self.pixel_size, interpolation=cv2.INTER_AREA).ravel()
                 out.append((small - small.mean()) / (small.std() + 1e-6))
         v = np.concatenate(out).astype(np.float64)

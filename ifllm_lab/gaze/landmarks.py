@@ -122,10 +122,8 @@ class FaceLandmarker:
             result = self._landmarker.detect(image)
         if not result.face_landmarks:
             return None
-        lms = result.face_landmarks[0]
-        pts = np.empty((len(lms), 3), dtype=np.float32)
-        for i, p in enumerate(lms):
-            pts[i] = (p.x * w, p.y * h, p.z * w)
+        pts = np.array([(p.x, p.y, p.z) for p in result.face_landmarks[0]], dtype=np.float32)
+        pts *= np.array([w, h, w], dtype=np.float32)
         matrix = None
         if result.facial_transformation_matrixes:
             matrix = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64)

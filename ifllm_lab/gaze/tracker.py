@@ -79,6 +79,13 @@ class TrackerStats:
 class FeatureExtractor:
     """Frame + landmarks -> the feature vector the calibration regresses on.
 
+    The vector is the landmark features (:data:`~ifllm_lab.gaze.features.FEATURE_NAMES`)
+    followed, with ``appearance=True``, by the iris positions that
+    :class:`~ifllm_lab.gaze.appearance.EyeAppearance` finds in the head-aligned eye
+    images (NaN when it cannot, e.g. during a blink). The appearance template is the
+    first open-eyed face seen: keep one extractor per participant for calibration and
+    recording, and :meth:`reset` it only to recalibrate from scratch.
+
     Head pose and position from single frames jitter far more than heads move, and
     that jitter goes straight into the gaze estimate through the regression. So the
     pose features (yaw, pitch, roll, face position and distance) are smoothed with
@@ -86,14 +93,19 @@ class FeatureExtractor:
     (eye movements are fast). ``pose_tau_s = 0`` turns smoothing off.
     """
 
-    names = FEATURE_NAMES
     POSE = ("yaw", "pitch", "roll", "face_x", "face_y", "face_distance_mm")
 
-    def __init__(self, pose_tau_s: float = 0.25):
+    def __init__(self, pose_tau_s: float = 0.25, appearance: bool = True):
         self.pose_tau_s = pose_tau_s
         self._pose_idx = np.array([FEATURE_NAMES.index(n) for n in self.POSE])
         self._state: np.ndarray | None = None
         self._t_last = None
+        self.appearance = None
+        if appearance:
+            from .appearance import EyeAppearance
+
+            self.appearance = EyeAppearance()
+        self.names = FEATURE_NAMES + (tuple(self.appearance.names) if self.appearance else ())
 
     def __call__(self, image: np.ndarray, face, t: float | None = None) -> tuple[EyeFeatures, np.ndarray]:
         f = eye_features(face)
@@ -108,11 +120,18 @@ class FeatureExtractor:
                 self._state += a * (pose - self._state)
             self._t_last = t
             v[self._pose_idx] = self._state
+        if self.appearance is not None:
+            iris = self.appearance.extract(image, face)
+            if iris is None:
+                iris = np.full(len(self.appearance.names), np.nan)
+            v = np.concatenate([v, iris])
         return f, v
 
     def reset(self) -> None:
         self._state = None
         self._t_last = None
+        if self.appearance is not None:
+            self.appearance.reset()
 
 
 class GazePipeline:
