@@ -1,0 +1,67 @@
+"""Colours, font sizes and small painting helpers shared by the lab's screens.
+
+Participant screens use a uniform mid-dark grey (#3a3a3a, the usual background of
+eye-tracking calibration: the pupil stays at a mid size, and a light target has high
+contrast without glare). Researcher views use the same palette so switching between them
+does not flash the room.
+
+Font sizes are given as fractions of the widget height (:func:`font_px`) so text reads
+the same on a laptop and on a large lab monitor.
+"""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtGui import QColor, QFont
+
+BACKGROUND = QColor("#3a3a3a")
+PANEL = QColor("#2f2f2f")  # the screen map / diagram area in researcher views
+PANEL_EDGE = QColor("#5a5a5a")
+TEXT = QColor("#e6e6e6")
+TEXT_DIM = QColor("#a8a8a8")
+TEXT_FAINT = QColor("#8a8a8a")
+
+TARGET = QColor("#f2f2f2")  # the calibration target disc
+TARGET_CENTRE = QColor("#000000")  # its fixation point
+
+GOOD = QColor("#5cc46b")
+WARN = QColor("#f0b429")
+BAD = QColor("#ef6a5e")
+
+FONT_FAMILY = "DejaVu Sans"  # falls back to the platform's sans serif when missing
+
+
+def font_px(height: float, fraction: float, *, minimum: int = 11, bold: bool = False) -> QFont:
+    """A sans-serif font whose pixel size is ``fraction`` of ``height`` (at least ``minimum`` px)."""
+    f = QFont(FONT_FAMILY)
+    f.setStyleHint(QFont.StyleHint.SansSerif)
+    f.setPixelSize(max(int(minimum), int(round(height * fraction))))
+    f.setBold(bold)
+    return f
+
+
+def fmt(value: float, digits: int = 2, unit: str = "") -> str:
+    """A number for display; an en dash for NaN / None."""
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "\u2013"
+    return f"{value:.{digits}f}{unit}"
+
+
+def css(color: QColor) -> str:
+    return color.name()
+
+
+def button_stylesheet(height: float) -> str:
+    """Large, flat buttons for the researcher views (``:default`` is the suggested action)."""
+    px = max(13, int(round(height * 0.026)))
+    pad_v = max(6, int(round(height * 0.012)))
+    pad_h = max(14, int(round(height * 0.03)))
+    return (
+        f"QPushButton {{ font-family: '{FONT_FAMILY}'; font-size: {px}px; color: {TEXT.name()};"
+        f" background: #4a4a4a; border: 1px solid #6a6a6a; border-radius: 6px;"
+        f" padding: {pad_v}px {pad_h}px; }}"
+        f" QPushButton:hover {{ background: #555555; }}"
+        f" QPushButton:pressed {{ background: #404040; }}"
+        f" QPushButton:default {{ border: 2px solid #d0d0d0; }}"
+        f" QPushButton:focus {{ outline: none; }}"
+    )
