@@ -84,19 +84,16 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def _inv_affine(m: np.ndarray) -> np.ndarray:
     """Inverse of a 3x3 affine matrix (last row 0, 0, 1)."""
-    a, b, c, d = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    (a, b, tx), (c, d, ty) = m[:2].tolist()  # plain floats: this runs several times per frame
     det = a * d - b * c
-    r = np.array([[d, -b], [-c, a]]) / det
-    out = np.eye(3)
-    out[:2, :2] = r
-    out[:2, 2] = -r @ m[:2, 2]
-    return out
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)], [0.0, 0.0, 1.0]])
 
 
 def _peak_offset(lo: float, mid: float, hi: float) -> float:
     """Sub-sample offset (-0.5..0.5) of a parabola's vertex through three samples."""
-    den = lo - 2.0 * mid + hi
-    return float(np.clip(0.5 * (lo - hi) / den, -0.5, 0.5)) if den < 0 else 0.0
+    den = float(lo) - 2.0 * float(mid) + float(hi)
+    return min(0.5, max(-0.5, 0.5 * (float(lo) - float(hi)) / den)) if den < 0 else 0.0
 
 
 def _box_map(res: float, x0: float, y0: float) -> np.ndarray:

@@ -452,6 +452,11 @@ class CalibrationCollector:
         return self.counts.kept
 
     @property
+    def n_features(self) -> int | None:
+        """Length of the feature vectors added so far (None before the first)."""
+        return self._n_features
+
+    @property
     def groups(self) -> list[int]:
         """Target indices (pursuit: segments) that have at least one used sample, sorted."""
         _, _, _, g, r = self._arrays()
@@ -765,6 +770,7 @@ class CalibrationModel:
         self.offset = np.asarray(offset, dtype=np.float64).reshape(2)
         self.cv = cv or {}
         self.info = info or {}
+        self._used: np.ndarray | None = None  # feature columns any map reads (cached)
 
     def predict(self, X, feature_names: Sequence[str] | None = None) -> np.ndarray:
         """(n, 2) screen px for feature rows ``X`` (n, f) (or one vector (f,) -> (1, 2)).
@@ -783,8 +789,9 @@ class CalibrationModel:
             X = X[:, [pos[n] for n in self.feature_names]]
         if X.shape[1] != self.n_features:
             raise ValueError(f"the calibration model expects {self.n_features} features, got {X.shape[1]}")
-        used = np.unique(np.concatenate([m.idx for m in self.maps]))
-        ok = np.all(np.isfinite(X[:, used]), axis=1)
+        if self._used is None:
+            self._used = np.unique(np.concatenate([m.idx for m in self.maps]))
+        ok = np.all(np.isfinite(X[:, self._used]), axis=1)
         out = np.full((len(X), 2), np.nan)
         if ok.any():
             Xo = X[ok]

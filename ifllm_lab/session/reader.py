@@ -7,6 +7,7 @@ single-writer/multiple-reader mode and report that in :attr:`SessionReader.probl
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 from dataclasses import dataclass
@@ -21,8 +22,37 @@ class SessionFileError(Exception):
     """The file cannot be read as a session; the message says why and what to do."""
 
 
-def _open_hdf5(path: str) -> tuple[h5py.File, bool]:
-    """Open read-only; returns (file, opened_in_swmr_mode)."""
+# Tries of a metadata read that fails its checksum in SWMR mode. HDF5 sleeps 1 ns, 2 ns,
+# 4 ns ... between tries, so its default (100) hangs for ages on a damaged file; 25 tries
+# wait about 30 ms in all, plenty for a writer that is updating the entry right now.
+_SWMR_READ_ATTEMPTS = 25
+
+
+def _open_swmr(path: str) -> h5py.File | None:
+    """Open in SWMR read mode with few metadata read attempts; None where that cannot be set."""
+    try:
+        set_attempts = ctypes.CDLL(h5py.defs.__file__).H5Pset_metadata_read_attempts
+    except (OSError, AttributeError):
+        return None
+    set_attempts.argtypes = (ctypes.c_int64, ctypes.c_uint)
+    set_attempts.restype = ctypes.c_int
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    if set_attempts(fapl.id, _SWMR_READ_ATTEMPTS) < 0:
+        return None
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
+def _truncated(path: str) -> str:
+    return (
+        f"{path} is truncated (the file is shorter than its own index says): it was cut off "
+        "while copying or the disk filled up. Copy it again from the recording machine; "
+        "if that is the original, nothing in it can be read."
+    )
+
+
+def _open_hdf5(path: str) -> tuple[h5py.File, bool, bool]:
+    """Open read-only; returns (file, opened_in_swmr_mode, shorter_than_its_index)."""
     if not os.path.exists(path):
         raise SessionFileError(f"{path}: no such file.")
     if os.path.isdir(path):
@@ -35,23 +65,24 @@ def _open_hdf5(path: str) -> tuple[h5py.File, bool]:
             + ")."
         )
     try:
-        return h5py.File(path, "r"), False
-    except OSError as exc:
+        return h5py.File(path, "r"), False, False
+    except (OSError, RuntimeError) as exc:
         first = str(exc)
-    if "truncated" in first or "eof" in first.lower():
-        raise SessionFileError(
-            f"{path} is truncated (the file is shorter than its own index says): it was cut off "
-            "while copying or the disk filled up. Copy it again from the recording machine; "
-            "if that is the original, nothing in it can be read."
-        )
-    # Only a file still marked open by a SWMR writer (recording now, or killed) is retried
-    # in SWMR mode: a SWMR open of a damaged file retries checksum failures with a doubling
-    # sleep (it hangs for hours), and it skips the end-of-file check.
-    if "already open for write" in first or "consistency flags" in first:
+    truncated = "truncated" in first or "eof" in first.lower()
+    # A file still marked open by a SWMR writer (recording now, killed, or stopped by a full
+    # disk, which also leaves it shorter than its index) is opened in SWMR mode, which skips
+    # the end-of-file check. A truncated file is tried that way only with few read attempts.
+    if truncated or "already open for write" in first or "consistency flags" in first:
         try:
-            return h5py.File(path, "r", swmr=True), True
-        except (OSError, RuntimeError) as exc:
-            first = str(exc)
+            f = _open_swmr(path)
+            if f is None and not truncated:
+                f = h5py.File(path, "r", swmr=True)
+            if f is not None:
+                return f, True, truncated
+        except (OSError, RuntimeError):
+            pass
+    if truncated:
+        raise SessionFileError(_truncated(path))
     raise SessionFileError(f"{path} is damaged or truncated: it cannot be opened as HDF5 ({first}).")
 
 
@@ -150,14 +181,15 @@ class SessionReader:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        self._f, self.live_or_crashed = _open_hdf5(self.path)
+        self._f, self.live_or_crashed, shortened = _open_hdf5(self.path)
         try:
-            self._check()
-        except SessionFileError:
-            self._f.close()
-            raise
+            self._check(shortened)
         except Exception as exc:  # a damaged index shows up as assorted errors
             self._f.close()
+            if shortened:
+                raise SessionFileError(f"{_truncated(self.path)} ({exc})") from exc
+            if isinstance(exc, SessionFileError):
+                raise
             raise SessionFileError(f"{self.path} is damaged: {exc}") from exc
         self._heap: bytes | None = None
         self._streams: dict[str, Stream] = {}
@@ -167,8 +199,14 @@ class SessionReader:
                 "the recording was not closed cleanly (recorder killed or still running): "
                 "data up to the last flush is readable"
             )
+        if shortened:
+            self.problems.append(
+                "the file is shorter than its own index says (the disk filled up while recording, "
+                "or it was cut off while copying): the rows of the last, failed write may hold "
+                "fill values (NaN, -1) or zeros"
+            )
 
-    def _check(self) -> None:
+    def _check(self, shortened: bool = False) -> None:
         attrs = self._f.attrs
         if attrs.get("format") != FORMAT_NAME or "schema" not in attrs:
             raise SessionFileError(
@@ -186,7 +224,9 @@ class SessionReader:
         for name in STREAMS:
             if name in self._f:
                 for key in self._f[name].keys():
-                    _ = self._f[name][key].shape
+                    ds = self._f[name][key]
+                    if ds.shape[0] and shortened:  # the index of the last rows may lie past the end
+                        _ = ds[-1]
 
     # -- metadata -----------------------------------------------------------------
     @property

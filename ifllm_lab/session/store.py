@@ -45,6 +45,10 @@ class SessionWriteError(RuntimeError):
     """Writing failed (disk full, folder not writable, I/O error). Rows written before are kept."""
 
 
+# h5py raises OSError for most failed writes but RuntimeError for some (a flush on a full disk).
+_WRITE_ERRORS = (OSError, RuntimeError)
+
+
 def _meta_attrs(meta: SessionMeta) -> dict:
     out = {}
     for key, value in meta.__dict__.items():
@@ -104,6 +108,7 @@ class SessionStore:
         self.closed = False
         self.recorded_bytes = 0
         self.compacted = False
+        self.failed: str | None = None  # message of the first failed write
 
     # -- creation -----------------------------------------------------------------
     def _create_layout(self) -> None:
@@ -166,6 +171,8 @@ class SessionStore:
         """
         if self.closed:
             raise SessionWriteError(f"{self.path} is closed")
+        if self.failed is not None:
+            raise SessionWriteError(self.failed)
         if isinstance(rows, np.ndarray):
             names = rows.dtype.names or ()
             get = rows.__getitem__
@@ -199,8 +206,8 @@ class SessionStore:
                         data = np.full(n, col.default(), dtype=col.dtype)
                 ds.resize((start + n,) + ds.shape[1:])
                 ds[start:] = data
-        except OSError as exc:
-            raise SessionWriteError(self._write_error_message(exc)) from exc
+        except _WRITE_ERRORS as exc:
+            raise self._write_failed(exc) from exc
         self.counts[stream] = start + n
         if "t" in names:
             self._t_last = max(self._t_last, float(np.max(get("t"))))
@@ -216,11 +223,34 @@ class SessionStore:
             reason = f"a write failed ({text})"
         return f"Recording to {self.path} stopped: {reason}. Everything written before this point is kept."
 
+    def _write_failed(self, exc: BaseException) -> SessionWriteError:
+        """Stop writing to the file after a failed write; returns the error to raise.
+
+        The file is left as the failure left it: like a killed recorder's, readable up to
+        the last flush. HDF5's descriptor is pointed at the null device so that closing
+        (which writes the cached metadata) neither changes the file nor fails: a failed
+        close leaves the HDF5 library in a state that crashes the process at exit.
+        """
+        if self.failed is None:
+            self.failed = self._write_error_message(exc)
+            try:
+                fd = self._f.id.get_vfd_handle()
+                null = os.open(os.devnull, os.O_RDWR)
+                try:
+                    os.dup2(null, fd)
+                finally:
+                    os.close(null)
+            except Exception:  # not a POSIX file descriptor: closing may report errors
+                pass
+        return SessionWriteError(self.failed)
+
     def flush(self) -> None:
+        if self.failed is not None:
+            raise SessionWriteError(self.failed)
         try:
             self._f.flush()
-        except OSError as exc:
-            raise SessionWriteError(self._write_error_message(exc)) from exc
+        except _WRITE_ERRORS as exc:
+            raise self._write_failed(exc) from exc
 
     @property
     def t_last(self) -> float:
@@ -240,20 +270,20 @@ class SessionStore:
         error = None
         try:
             self._f.flush()
-        except OSError as exc:
-            error = exc
+        except _WRITE_ERRORS as exc:
+            error = self._write_failed(exc)
         try:
             self._f.close()
-        except OSError as exc:
-            error = error or exc
-        if error is not None:
-            raise SessionWriteError(self._write_error_message(error)) from error
+        except _WRITE_ERRORS as exc:
+            error = error or self._write_failed(exc)
+        if self.failed is not None:  # the file stays as the failure left it
+            raise error or SessionWriteError(self.failed)
         try:
             with h5py.File(self.path, "r+") as f:
                 f.attrs["complete"] = bool(complete)
                 f.attrs["duration_s"] = float(self._t_last if duration_s is None else duration_s)
                 f.attrs["closed_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        except OSError as exc:
+        except _WRITE_ERRORS as exc:
             raise SessionWriteError(self._write_error_message(exc)) from exc
         self.recorded_bytes = os.path.getsize(self.path)
         if self.swmr:

@@ -74,6 +74,15 @@ class WriterStats:
         return sum(c.written for c in self.streams.values())
 
 
+def _rows(item) -> int:
+    """Rows in a queued entry: a row tuple, a structured array or a column mapping."""
+    if isinstance(item, tuple):
+        return 1
+    if isinstance(item, np.ndarray):
+        return len(item)
+    return len(next(iter(item.values()), ()))
+
+
 class SessionWriter:
     """Records one session file from any number of producer threads.
 
@@ -193,8 +202,16 @@ class SessionWriter:
         if not grouped:
             return
         t0 = time.perf_counter()
-        for stream, items in grouped.items():
-            self._write_group(stream, items)
+        written = {stream: self.stats.streams[stream].written for stream in grouped}
+        try:
+            for stream, items in grouped.items():
+                self._write_group(stream, items)
+        except BaseException:
+            # rows taken from the queue that never reached the file are lost
+            for stream, items in grouped.items():
+                done = self.stats.streams[stream].written - written[stream]
+                self.stats.streams[stream].lost += sum(map(_rows, items)) - done
+            raise
         self.stats.busy_s += time.perf_counter() - t0
 
     def _flush(self) -> None:
@@ -210,7 +227,7 @@ class SessionWriter:
         log.error(message)
         # rows still queued will never be written
         for stream, items in self._drain().items():
-            self.stats.streams[stream].lost += sum(1 if isinstance(i, tuple) else len(i) for i in items)
+            self.stats.streams[stream].lost += sum(map(_rows, items))
         try:
             self.store.close(complete=False)
         except SessionWriteError:
