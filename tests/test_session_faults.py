@@ -156,9 +156,10 @@ import json, resource, signal, sys, time
 import numpy as np
 from ifllm_lab.session import SessionMeta, SessionWriter
 
-path, limit = sys.argv[1], int(sys.argv[2])
+path, limit, min_free_mb = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 errors = []
-w = SessionWriter(path, SessionMeta(participant="full"), flush_interval=0.05, on_error=errors.append)
+w = SessionWriter(path, SessionMeta(participant="full"), flush_interval=0.05, on_error=errors.append,
+                  min_free_mb=min_free_mb)
 if limit:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -190,9 +191,10 @@ print("RESULT " + json.dumps(dict(
 """
 
 
-def _record_until_full(path: Path, limit: int) -> dict:
+def _record_until_full(path: Path, limit: int, min_free_mb: float = 0.0) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", RECORD_UNTIL_FULL, str(path), str(limit)], cwd=path.parent, env=_child_env(),
+        [sys.executable, "-c", RECORD_UNTIL_FULL, str(path), str(limit), str(min_free_mb)], cwd=path.parent,
+        env=_child_env(),
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stderr[-3000:]}"
@@ -269,6 +271,27 @@ def test_full_tmpfs_stops_recording_cleanly(tmp_path):
             subprocess.run(["umount", "-l", str(mnt)], check=False)
     assert not os.path.ismount(mnt)
     assert list(mnt.iterdir()) == []  # the file lived on the tmpfs only
+
+
+@pytest.mark.slow
+def test_nearly_full_disk_stops_before_a_write_fails(tmp_path):
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    _mount_tmpfs(mnt, "24m")
+    try:
+        path = mnt / "full.h5"
+        res = _record_until_full(path, 0, min_free_mb=16)
+        _check_stopped_cleanly(path, res, "nearly full")
+        st = os.statvfs(mnt)
+        assert st.f_bavail * st.f_frsize > 4_000_000, "stopped with room to spare"
+        with SessionReader(path) as r:  # closed normally: every row written is readable
+            assert len(r["mouse"]) == res["written"]
+            assert not any("shorter" in p for p in r.problems)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+        if os.path.ismount(mnt):
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+    assert not os.path.ismount(mnt)
 
 
 # -- bad files for the reader --------------------------------------------------------------------

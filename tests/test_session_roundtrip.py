@@ -422,3 +422,18 @@ def test_unknown_stream_raises_key_error_and_recording_goes_on(tmp_path):
         assert len(r["mouse"]) == 1
     with pytest.raises(SessionFileError):
         SessionReader(path.with_name("never-written.h5"))
+
+
+def test_bad_rows_are_refused_in_the_producer_and_recording_goes_on(tmp_path):
+    w = SessionWriter(tmp_path / "s.h5", SessionMeta())
+    with pytest.raises(KeyError, match="no column"):
+        w.put_rows("mouse", {"t": [0.1], "colour": [1]})
+    with pytest.raises(ValueError, match="unequal length"):
+        w.put_rows("mouse", {"t": [0.1, 0.2], "x": [1.0]})
+    with pytest.raises(ValueError, match="values for 6 columns"):
+        w.put("window", (0.1, 0, 1.0, 2.0, 3.0, 4.0, 5.0))
+    assert w.put("mouse", (0.3, 0, 5.0, 6.0))
+    w.close()
+    assert w.error is None
+    with SessionReader(tmp_path / "s.h5") as r:
+        assert len(r["mouse"]) == 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -94,6 +95,8 @@ class SessionWriter:
         max_queue: bound of the in-memory queue (entries: a row or a batch).
         on_error: called once, from the writer thread, with the message when
             recording stops because of a write failure.
+        min_free_mb: stop cleanly when the disk holding the file has less free space than
+            this (checked after every flush); 0 turns the check off.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class SessionWriter:
         flush_interval: float = 0.5,
         max_queue: int = 2_000_000,
         on_error: Callable[[str], None] | None = None,
+        min_free_mb: float = 100.0,
     ):
         if not 0.01 <= flush_interval <= 1.0:
             raise ValueError("flush_interval must be between 0.01 and 1.0 seconds")
@@ -116,6 +120,10 @@ class SessionWriter:
         self.flush_interval = flush_interval
         self.max_queue = max_queue
         self.on_error = on_error
+        self.min_free_bytes = int(min_free_mb * 1e6)
+        self._widths = {n: len(spec.columns) for n, spec in self.store.specs.items()}
+        self._columns = {n: set(spec.column_names) for n, spec in self.store.specs.items()}
+        self._folder = os.path.dirname(os.path.abspath(self.path))
         self.error: str | None = None
         self.stats = WriterStats(streams={n: StreamCounts() for n in self.store.specs})
         self._queue: collections.deque = collections.deque()
@@ -132,8 +140,14 @@ class SessionWriter:
 
     def put(self, stream: str, row: tuple) -> bool:
         """Queue one row: a tuple in the stream's column order (trailing columns may be
-        omitted and take their fill value). Never blocks; returns False if the row was lost."""
+        omitted and take their fill value). Never blocks; returns False if the row was lost.
+
+        A row with more values than the stream has columns is a programming error and
+        raises ValueError here, in the producer, rather than stopping the recording later.
+        """
         counts = self.stats.streams[stream]
+        if len(row) > self._widths[stream]:
+            raise ValueError(f"{stream}: {len(row)} values for {self._widths[stream]} columns")
         with self._lock:
             counts.sent += 1
             if self.error is not None or self._closed or len(self._queue) >= self.max_queue:
@@ -143,9 +157,19 @@ class SessionWriter:
         return True
 
     def put_rows(self, stream: str, rows: Mapping[str, Sequence] | np.ndarray) -> bool:
-        """Queue a batch: a structured array or a mapping of column to values."""
-        n = len(rows) if isinstance(rows, np.ndarray) else len(next(iter(rows.values()), ()))
+        """Queue a batch: a structured array or a mapping of column to values.
+
+        Unknown column names (KeyError) and columns of unequal length (ValueError) are
+        refused here, in the producer, so one bad batch cannot stop the recording."""
+        names = (rows.dtype.names or ()) if isinstance(rows, np.ndarray) else tuple(rows)
         counts = self.stats.streams[stream]
+        unknown = set(names) - self._columns[stream]
+        if unknown:
+            raise KeyError(f"stream {stream!r} has no column(s) {sorted(unknown)}")
+        lengths = {len(rows)} if isinstance(rows, np.ndarray) else {len(v) for v in rows.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"{stream}: columns of unequal length {sorted(lengths)}")
+        n = lengths.pop() if lengths else 0
         with self._lock:
             counts.sent += n
             if self.error is not None or self._closed or len(self._queue) >= self.max_queue:
@@ -243,12 +267,29 @@ class SessionWriter:
             while not self._stop.wait(self.flush_interval):
                 self._write_pending()
                 self._flush()
+                self._check_free_space()
             self._write_pending()
             self._flush()
         except SessionWriteError as exc:
             self._fail(str(exc))
         except Exception as exc:  # never die silently: a bug here must still end cleanly
             self._fail(f"Recording to {self.path} stopped by an internal error: {exc!r}")
+
+    def _check_free_space(self) -> None:
+        """Stop cleanly while the disk still has room, rather than at the failed write
+        (a write that fails for lack of space can leave the last rows unreadable)."""
+        if not self.min_free_bytes:
+            return
+        try:
+            free = shutil.disk_usage(self._folder).free
+        except OSError:
+            return
+        if free < self.min_free_bytes:
+            raise SessionWriteError(
+                f"Recording to {self.path} stopped: the disk is nearly full ({free / 1e6:.0f} MB left, "
+                f"{self.min_free_bytes / 1e6:.0f} MB needed). Everything written before this point is kept; "
+                "free some space before the next session."
+            )
 
     # -- shutdown -------------------------------------------------------------------
     def close(self, complete: bool = True) -> WriterStats:
