@@ -59,11 +59,18 @@ class TargetState:
 
 
 class TargetRun:
-    """One pass over a pattern's targets, starting at ``start_t`` (session seconds)."""
+    """One pass over a pattern's targets, starting at ``start_t`` (session seconds).
+
+    ``n_features``: length of the tracker's feature vector, when known in advance. Frames
+    without a face (no vector) that arrive before the length is known are held back and
+    filed, as invalid, once the first real vector arrives (or by :meth:`file_unfiled`,
+    which the :class:`CalibrationFlow` calls before using a run), so a face that appears
+    in the middle of a target never meets placeholders of the wrong length.
+    """
 
     def __init__(self, pattern: Pattern, screen: ScreenGeometry, start_t: float, *,
                  phase: CalibrationPhase = CalibrationPhase.CALIBRATION, run: int = 0,
-                 countdown_s: float = COUNTDOWN_S, seed: int | None = None):
+                 countdown_s: float = COUNTDOWN_S, seed: int | None = None, n_features: int | None = None):
         self.pattern = pattern
         self.screen = screen
         self.phase = phase
@@ -76,6 +83,8 @@ class TargetRun:
         self.first_onset = self.start_t + countdown_s
         self.dwell_s = pattern.duration_s if pattern.is_pursuit else pattern.dwell_s
         self.end_t = self.first_onset + self.dwell_s * len(self.order)
+        self.n_features = n_features
+        self._unfiled: list[tuple] = []  # no-face frames seen before the feature length was known
 
     def state_at(self, t: float) -> TargetState:
         total = len(self.order)
@@ -103,8 +112,24 @@ class TargetRun:
         if state.stage != "target":
             return False
         if vector is None:
-            vector = np.full(self.collector._n_features or 1, np.nan)
+            n = self.collector.n_features or self.n_features
+            if n is None:  # length not known yet: file it when it is
+                self._unfiled.append((t, blink, state.index, state.onset))
+                return False
+            vector = np.full(n, np.nan)
+        elif self._unfiled:
+            self.file_unfiled(np.size(vector))
         return self.collector.add(t, vector, blink, valid, state.index, state.onset)
+
+    def file_unfiled(self, n_features: int | None = None) -> None:
+        """File the held-back no-face frames (as invalid) with NaN vectors of length
+        ``n_features`` (default: the known length, else 1)."""
+        if not self._unfiled:
+            return
+        n = n_features or self.collector.n_features or self.n_features or 1
+        frames, self._unfiled = self._unfiled, []
+        for t, blink, index, onset in frames:
+            self.collector.add(t, np.full(n, np.nan), blink, False, index, onset)
 
     def add_sample(self, sample) -> bool:
         """File a tracker :class:`~ifllm_lab.gaze.tracker.GazeSample`."""
@@ -150,23 +175,30 @@ class CalibrationFlow:
         self.report: ValidationReport | None = None
 
     # -- runs ---------------------------------------------------------------------------
-    def calibration_run(self, start_t: float) -> TargetRun:
+    # ``countdown_s``: how long before the first target the run starts (the screen counts down).
+    def _n_features(self) -> int | None:
+        return len(self.feature_names) if self.feature_names else None
+
+    def calibration_run(self, start_t: float, countdown_s: float = COUNTDOWN_S) -> TargetRun:
         self.run_number += 1
         return TargetRun(self.calibration_pattern, self.screen, start_t, phase=CalibrationPhase.CALIBRATION,
-                         run=self.run_number, seed=self.seed)
+                         run=self.run_number, seed=self.seed, countdown_s=countdown_s,
+                         n_features=self._n_features())
 
-    def validation_run(self, start_t: float) -> TargetRun:
+    def validation_run(self, start_t: float, countdown_s: float = COUNTDOWN_S) -> TargetRun:
         return TargetRun(self.validation_pattern, self.screen, start_t, phase=CalibrationPhase.VALIDATION,
-                         run=self.run_number, seed=self.seed)
+                         run=self.run_number, seed=self.seed, countdown_s=countdown_s,
+                         n_features=self._n_features())
 
-    def drift_run(self, start_t: float) -> TargetRun:
+    def drift_run(self, start_t: float, countdown_s: float = 0.0) -> TargetRun:
         return TargetRun(self.drift_pattern, self.screen, start_t, phase=CalibrationPhase.DRIFT_CHECK,
-                         run=self.run_number, countdown_s=0.0)
+                         run=self.run_number, countdown_s=countdown_s, n_features=self._n_features())
 
     # -- results ------------------------------------------------------------------------
     def fit(self, run: TargetRun, t: float) -> CalibrationModel:
         """Fit the model from a finished calibration run (raises ValueError when too
         few targets have samples: the participant should recalibrate)."""
+        run.file_unfiled()
         X, Y, groups = run.collector.training_data()
         n_targets = len(run.collector.groups)
         self._put_samples(run, None)
@@ -187,6 +219,7 @@ class CalibrationFlow:
         """Validation report of a finished validation run (or drift run) against the model."""
         if self.model is None:
             raise ValueError("no calibration to validate: run a calibration first")
+        run.file_unfiled()
         self.report = validate(self.model, run.collector, self.screen, thresholds=self.thresholds)
         self._put_samples(run, self.model)
         if self.writer is not None:
@@ -202,6 +235,7 @@ class CalibrationFlow:
 
     def check_drift(self, run: TargetRun, t: float) -> DriftResult:
         """One-point drift check: apply a small correction, or say to recalibrate."""
+        run.file_unfiled()
         feats = run.collector.features_for(0)
         target = run.collector.target_px(0)
         result = drift_check(feats, target, self.model, self.screen)

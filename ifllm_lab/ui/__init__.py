@@ -2,7 +2,9 @@
 
 ``ifllm_lab.ui.calibration_screens``: the participant's face-position guide and
 calibration / validation / drift-check target screen, and the researcher's validation
-report and drift-check views. Names are re-exported here lazily, so importing
+report and drift-check views; ``ifllm_lab.ui.calibration_wizard``: the whole calibration
+part of a session (face guide -> calibration -> validation -> report, and drift checks).
+Names are re-exported here lazily, so importing
 ``ifllm_lab.ui`` alone does not load Qt.
 """
 from __future__ import annotations
@@ -12,7 +14,9 @@ _SCREENS = (
     "FacePositionTargets", "FaceStatus", "face_status", "point_grade",
 )
 
-__all__ = list(_SCREENS)
+_WIZARD = ("CalibrationWizard",)
+
+__all__ = list(_SCREENS + _WIZARD)
 
 
 def __getattr__(name):
@@ -20,4 +24,8 @@ def __getattr__(name):
         from . import calibration_screens
 
         return getattr(calibration_screens, name)
+    if name in _WIZARD:
+        from . import calibration_wizard
+
+        return getattr(calibration_wizard, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
