@@ -56,6 +56,8 @@ they still occlude the iris, which compresses the vertical response near the lid
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -137,9 +139,12 @@ class _LucasKanade:
         tz = (tm - tm[m.ravel() > 0].mean()) * m.ravel()  # zero-mean template on the mask
         g = tz / max(float(tz @ tz), 1e-12)  # gain estimate: g @ I
         self.rows = np.vstack([k, g[None]]).astype(np.float32)
-        self._idx = np.flatnonzero(m.ravel() > 0)
-        tzm = tz[self._idx]
-        self._tunit = (tzm / max(float(np.linalg.norm(tzm)), 1e-12)).astype(np.float32)
+        # NCC over the mask with dense dot products (no gathering of the masked pixels):
+        # ncc = (t0 . v) / sqrt(m . v^2 - (m . v)^2 / n), t0 the zero-mean unit template on the mask
+        self._m = m.ravel().astype(np.float32)
+        self._n = float(self._m.sum())
+        tzm = tz[self._m > 0]
+        self._t0 = (tz / max(float(np.linalg.norm(tzm)), 1e-12)).astype(np.float32)
         self._last: np.ndarray | None = None
         c = np.eye(3)
         c[:2, 2] = self.centre
@@ -171,10 +176,10 @@ class _LucasKanade:
         image as sampled in the last iteration of :meth:`align`."""
         if self._last is None:
             return float("nan")
-        v = self._last.reshape(-1)[self._idx]
-        v = v - v.mean()
-        n = float(np.linalg.norm(v))
-        return float(self._tunit @ v) / n if n > 1e-6 else 0.0
+        v = self._last.reshape(-1)
+        s1 = float(self._m @ v)
+        ss = float(self._m @ (v * v)) - s1 * s1 / self._n
+        return float(self._t0 @ v) / math.sqrt(ss) if ss > 1e-12 else 0.0
 
 
 class EyeAppearance:

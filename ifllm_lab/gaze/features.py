@@ -22,6 +22,8 @@ right in an unmirrored camera picture).
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,26 +80,24 @@ class EyeFeatures:
 
 
 def _eye(points: np.ndarray, eye: dict) -> tuple[float, float, float, float, float]:
-    """(iris_u, iris_v, iris_lid, openness, width_px) of one eye."""
-    outer = points[eye["outer"], :2].astype(np.float64)
-    inner = points[eye["inner"], :2].astype(np.float64)
-    axis = inner - outer
-    width = float(np.hypot(axis[0], axis[1]))
+    """(iris_u, iris_v, iris_lid, openness, width_px) of one eye (plain floats: this runs
+    for every frame, and numpy calls on 2-vectors cost more than the arithmetic)."""
+    (ox, oy), (ix, iy), (ux, uy), (lx, ly), (cx, cy) = points[
+        [eye["outer"], eye["inner"], eye["upper"], eye["lower"], eye["iris"]], :2].tolist()
+    ax, ay = ix - ox, iy - oy
+    width = math.hypot(ax, ay)
     if width < 1e-6:
-        return (np.nan,) * 4 + (0.0,)
-    e1 = axis / width
-    e2 = np.array([-e1[1], e1[0]])
-    if e2[1] < 0:  # v points down in the image
-        e2 = -e2
-    iris = points[eye["iris"], :2].astype(np.float64)
-    d = iris - outer
-    u = float(d @ e1) / width
-    v = float(d @ e2) / width
-    upper = float((points[eye["upper"], :2] - outer) @ e2)
-    lower = float((points[eye["lower"], :2] - outer) @ e2)
+        return (math.nan,) * 4 + (0.0,)
+    e1x, e1y = ax / width, ay / width
+    e2x, e2y = (-e1y, e1x) if e1x >= 0 else (e1y, -e1x)  # v points down in the image
+    dx, dy = cx - ox, cy - oy
+    u = (dx * e1x + dy * e1y) / width
+    v_px = dx * e2x + dy * e2y
+    upper = (ux - ox) * e2x + (uy - oy) * e2y
+    lower = (lx - ox) * e2x + (ly - oy) * e2y
     gap = lower - upper
-    lid = float((d @ e2 - upper) / gap) if gap > 1e-6 else np.nan
-    return u, v, lid, gap / width, width
+    lid = (v_px - upper) / gap if gap > 1e-6 else math.nan
+    return u, v_px / width, lid, gap / width, width
 
 
 def head_pose_deg(matrix: np.ndarray) -> tuple[float, float, float]:
