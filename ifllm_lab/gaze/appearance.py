@@ -160,13 +160,20 @@ class _LucasKanade:
             gain = float(r[-1])
             if not gain > 0.2:  # contrast reversed or gone: not the template's texture
                 return warp, -1
-            dp = r[:-1].astype(np.float64) / gain
+            dp = (r[:-1] / gain).tolist()
+            # inverse-compositional update: warp = C @ W(dp) @ C^-1 @ warp, C the shift to the
+            # template centre; written out, as these 3x3 products run several times a frame
             if self.dof == 4:
                 a, b, tx, ty = dp
-                w = np.array([[1 + a, -b, tx], [b, 1 + a, ty], [0.0, 0.0, 1.0]])
+                cx, cy = self.centre
+                m = np.array([[1.0 + a, -b, tx - a * cx + b * cy],
+                              [b, 1.0 + a, ty - b * cx - a * cy],
+                              [0.0, 0.0, 1.0]])
+                warp = m @ warp
             else:
-                w = np.array([[1.0, 0.0, dp[0]], [0.0, 1.0, dp[1]], [0.0, 0.0, 1.0]])
-            warp = self._c @ w @ self._ci @ warp  # inverse-compositional update
+                warp = warp.copy()
+                warp[0] += dp[0] * warp[2]
+                warp[1] += dp[1] * warp[2]
             if abs(dp[-2]) < eps and abs(dp[-1]) < eps:
                 return warp, k + 1
         return warp, iters
