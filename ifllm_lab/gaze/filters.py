@@ -48,7 +48,32 @@ def _smoothing_factor(dt: float, cutoff_hz: float) -> float:
     return 1.0 / (1.0 + tau / dt)
 
 
-class OneEuroFilter:
+class _PointFilter:
+    """What both filters share: NaN input gives NaN (state kept), a gap longer than
+    ``max_gap_s`` restarts, the first sample after a (re)start passes unchanged, a repeated
+    timestamp returns the last output. Subclasses give ``_start``, ``_step`` and ``_last``."""
+
+    max_gap_s: float | None
+    _t: float | None
+
+    def __call__(self, t: float, x: float, y: float) -> tuple[float, float]:
+        """Filter one sample taken at ``t`` seconds; returns the filtered ``(x, y)``."""
+        t = float(t)
+        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(t)):
+            return math.nan, math.nan
+        p = np.array([x, y], dtype=np.float64)
+        if self._t is not None and self.max_gap_s is not None and t - self._t > self.max_gap_s:
+            self.reset()
+        if self._t is None:
+            self._start(t, p)
+            return float(x), float(y)
+        dt = t - self._t
+        if dt <= 0:
+            return self._last()
+        return self._step(t, dt, p)
+
+
+class OneEuroFilter(_PointFilter):
     """The One Euro filter (Casiez, Roussel & Vogel, CHI 2012) for 2-D points.
 
     A first-order low-pass whose cutoff rises with speed: ``cutoff = min_cutoff + beta *
@@ -94,22 +119,15 @@ class OneEuroFilter:
         """The last output (x, y), or None before the first valid sample."""
         return None if self._t is None else (float(self._x[0]), float(self._x[1]))
 
-    def __call__(self, t: float, x: float, y: float) -> tuple[float, float]:
-        """Filter one sample taken at ``t`` seconds; returns the smoothed ``(x, y)``."""
-        t = float(t)
-        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(t)):
-            return math.nan, math.nan
-        p = np.array([x, y], dtype=np.float64)
-        if self._t is not None and self.max_gap_s is not None and t - self._t > self.max_gap_s:
-            self.reset()
-        if self._t is None:
-            self._t = t
-            self._x = p
-            self._dx = np.zeros(2)
-            return float(x), float(y)
-        dt = t - self._t
-        if dt <= 0:
-            return float(self._x[0]), float(self._x[1])
+    def _start(self, t: float, p: np.ndarray) -> None:
+        self._t = t
+        self._x = p
+        self._dx = np.zeros(2)
+
+    def _last(self) -> tuple[float, float]:
+        return float(self._x[0]), float(self._x[1])
+
+    def _step(self, t: float, dt: float, p: np.ndarray) -> tuple[float, float]:
         dx = (p - self._x) / dt
         a_d = _smoothing_factor(dt, self.d_cutoff)
         self._dx = self._dx + a_d * (dx - self._dx)
@@ -120,7 +138,7 @@ class OneEuroFilter:
         return float(self._x[0]), float(self._x[1])
 
 
-class KalmanFilter2D:
+class KalmanFilter2D(_PointFilter):
     """Constant-velocity Kalman filter for a 2-D point, with an optional jump gate.
 
     State ``[x, y, vx, vy]``; the motion model is constant velocity driven by white
@@ -181,20 +199,10 @@ class KalmanFilter2D:
         # which the eye fixates) with the spread 0.1 s of process acceleration gives
         self._P = np.array([[r2, 0.0], [0.0, (0.1 * self.process_noise) ** 2]])
 
-    def __call__(self, t: float, x: float, y: float) -> tuple[float, float]:
-        """Filter one sample taken at ``t`` seconds; returns the filtered ``(x, y)``."""
-        t = float(t)
-        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(t)):
-            return math.nan, math.nan
-        p = np.array([x, y], dtype=np.float64)
-        if self._t is not None and self.max_gap_s is not None and t - self._t > self.max_gap_s:
-            self.reset()
-        if self._t is None:
-            self._start(t, p)
-            return float(x), float(y)
-        dt = t - self._t
-        if dt <= 0:
-            return float(self._s[0, 0]), float(self._s[1, 0])
+    def _last(self) -> tuple[float, float]:
+        return float(self._s[0, 0]), float(self._s[1, 0])
+
+    def _step(self, t: float, dt: float, p: np.ndarray) -> tuple[float, float]:
         # predict
         F = np.array([[1.0, dt], [0.0, 1.0]])
         q = self.process_noise ** 2
@@ -206,7 +214,7 @@ class KalmanFilter2D:
         innov = p - s[:, 0]
         if self.gate is not None and float(innov @ innov) / S > self.gate ** 2:
             self._start(t, p)
-            return float(x), float(y)
+            return float(p[0]), float(p[1])
         K = P[:, 0] / S  # (2,) gain for [pos, vel]
         s = s + np.outer(innov, K)
         P = P - np.outer(K, P[0, :])
