@@ -136,6 +136,15 @@ def cmd_bench(args) -> int:
 
         result = bench_record(seconds=args.seconds, mouse_hz=args.mouse_hz, gaze_hz=args.gaze_hz,
                               folder=args.folder, flood_rows=args.flood_rows)
+    elif args.what == "llm":
+        from .llm.bench import bench_llm
+        from .llm.types import LLMError
+
+        try:
+            result = bench_llm(model_path=args.model)
+        except LLMError as exc:
+            _err(str(exc))
+            return EXIT_BAD_INPUT
     else:
         from .bench import bench_gaze
         from .camera import CameraError
@@ -197,10 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "producers on their own threads, then flood it to measure its capacity.\n"
                                    "gaze: the raw face landmarker and the whole gaze pipeline on the same "
                                    "frames of a video (default: a rendered face video), end-to-end fps and "
-                                   "frame-to-sample latency.")
-    s.add_argument("what", choices=("record", "gaze"))
+                                   "frame-to-sample latency.\n"
+                                   "llm: load time, first-token latency and tokens/s of the local model.")
+    s.add_argument("what", choices=("record", "gaze", "llm"))
     s.add_argument("--video", default=None, help="gaze: a video file of a face (default: render one)")
     s.add_argument("--frames", type=int, default=300, help="gaze: frames to use (default 300)")
+    s.add_argument("--model", default=None, help="llm: a .gguf file (default: the bundled small model)")
     s.add_argument("--seconds", type=float, default=10.0, help="length of the paced run (s)")
     s.add_argument("--mouse-hz", type=float, default=1000.0)
     s.add_argument("--gaze-hz", type=float, default=60.0)
