@@ -129,6 +129,23 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+# -- recover ------------------------------------------------------------------------------
+def cmd_recover(args) -> int:
+    from .session.recovery import RecoveryError, close_interrupted, find_interrupted, format_interrupted, recover
+
+    if os.path.isdir(args.path):
+        print(format_interrupted(find_interrupted(args.path)))
+        return EXIT_OK
+    try:
+        report = close_interrupted(args.path) if args.close else recover(args.path, args.out)
+    except RecoveryError as exc:
+        hint = " (or choose another file with --out)" if exc.reason == "exists" else ""
+        _err(f"{exc}{hint}")
+        return EXIT_BAD_INPUT
+    print(report.summary)
+    return EXIT_OK
+
+
 # -- bench --------------------------------------------------------------------------------
 def cmd_bench(args) -> int:
     if args.what == "record":
@@ -200,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("csv", "bids"), required=True)
     s.add_argument("--out", required=True, metavar="DIR")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("recover", help="list, recover or close sessions interrupted by a crash",
+                       description="FOLDER: list the sessions in it that were not closed cleanly. FILE.h5: "
+                                   "write a clean, compacted copy with every row up to the last flush "
+                                   "(FILE.recovered.h5; the original is not touched), or with --close replace "
+                                   "the file by that copy.")
+    s.add_argument("path", metavar="FOLDER|FILE.h5")
+    s.add_argument("--out", default=None, help="where to write the recovered copy")
+    s.add_argument("--close", action="store_true", help="replace the interrupted file by its clean copy")
+    s.set_defaults(func=cmd_recover)
 
     s = sub.add_parser("bench", help="benchmarks that print JSON",
                        description="record: drive the real session writer with synthetic mouse and gaze "

@@ -9,7 +9,7 @@ import pytest
 
 from ifllm_lab import __version__
 
-COMMANDS = ["import-ifllm", "inspect", "export", "bench"]
+COMMANDS = ["import-ifllm", "inspect", "export", "recover", "bench"]
 
 
 def run(*args, timeout=120):

@@ -194,7 +194,12 @@ class SessionReader:
         self._heap: bytes | None = None
         self._streams: dict[str, Stream] = {}
         self.problems: list[str] = []
-        if self.live_or_crashed or not bool(self._f.attrs.get("complete", False)):
+        if "recovered_utc" in self._f.attrs:
+            self.problems.append(
+                f"recovered copy of an interrupted recording ({self._f.attrs.get('recovered_from', '')}): "
+                "data up to the recorder's last flush"
+            )
+        elif self.live_or_crashed or not bool(self._f.attrs.get("complete", False)):
             self.problems.append(
                 "the recording was not closed cleanly (recorder killed or still running): "
                 "data up to the last flush is readable"
