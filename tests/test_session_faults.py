@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,56 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 UNCLEAN = "not closed cleanly"
 
 
-def _child_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no .pyc writes under a file size limit
-    return env
-
-
-class _Lines:
-    """Reads a child's stdout lines on a thread (so that waiting never blocks on the pipe)."""
-
-    def __init__(self, stream):
-        self.q: queue.Queue = queue.Queue()
-        self.all: list[str] = []
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream):
-        for line in stream:
-            self.q.put(line.rstrip("\n"))
-        self.q.put(None)
-
-    def wait_for(self, prefix: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.q.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"child printed no {prefix!r} line in {timeout} s; got {self.all[-5:]}")
-            if line is None:
-                raise AssertionError(f"child ended before printing {prefix!r}; got {self.all[-5:]}")
-            self.all.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def drain(self, timeout: float = 5.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.q.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.all.append(line)
-        return self.all
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
+from child_process import ChildLines, child_env, kill_child  # noqa: E402
 
 
 # -- SIGKILL ---------------------------------------------------------------------------
@@ -103,11 +52,11 @@ while True:
 def test_sigkill_leaves_a_readable_file_up_to_the_last_flush(tmp_path):
     path = tmp_path / "killed.h5"
     proc = subprocess.Popen(
-        [sys.executable, "-c", RECORD_1KHZ, str(path)], cwd=tmp_path, env=_child_env(),
+        [sys.executable, "-c", RECORD_1KHZ, str(path)], cwd=tmp_path, env=child_env(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        out = _Lines(proc.stdout)
+        out = ChildLines(proc.stdout)
         out.wait_for("READY", timeout=30)
         t_ready = time.monotonic()
 
@@ -130,7 +79,7 @@ def test_sigkill_leaves_a_readable_file_up_to_the_last_flush(tmp_path):
         n_put, t_put = int(puts[-1].split()[1]), float(puts[-1].split()[2])
         assert puts[-1] == last_put or float(last_put.split()[2]) <= t_put
     finally:
-        _kill(proc)
+        kill_child(proc)
 
     with SessionReader(path) as r:  # must not raise
         assert not r.complete
@@ -194,7 +143,7 @@ print("RESULT " + json.dumps(dict(
 def _record_until_full(path: Path, limit: int, min_free_mb: float = 0.0) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", RECORD_UNTIL_FULL, str(path), str(limit), str(min_free_mb)], cwd=path.parent,
-        env=_child_env(),
+        env=child_env(),
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stderr[-3000:]}"
@@ -433,7 +382,7 @@ def test_truncated_crashed_session_fails_fast_or_opens(tmp_path, crashed_session
         "    except SessionFileError as e:\n        out = 'SessionFileError ' + str(e)\n"
         "    print(f'{time.monotonic() - t0:.2f} {out}', flush=True)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, dirs)], env=_child_env(), capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, dirs)], env=child_env(), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()

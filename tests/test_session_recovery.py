@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -85,69 +83,19 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def _child_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+from child_process import ChildLines, child_env, kill_child  # noqa: E402
 
 
-class _Lines:
-    """Reads a child's stdout lines on a thread."""
-
-    def __init__(self, stream):
-        self.q: queue.Queue = queue.Queue()
-        self.all: list[str] = []
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream):
-        for line in stream:
-            self.q.put(line.rstrip("\n"))
-        self.q.put(None)
-
-    def wait_for(self, prefix: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.q.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"child printed no {prefix!r} line in {timeout} s; got {self.all[-5:]}")
-            if line is None:
-                raise AssertionError(f"child ended before printing {prefix!r}; got {self.all[-5:]}")
-            self.all.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def rest(self, timeout: float = 5.0) -> list[str]:
-        """Every line up to the end of the child's output."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.q.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.all.append(line)
-        return self.all
-
-
-def _start(path: Path) -> tuple[subprocess.Popen, _Lines]:
-    proc = subprocess.Popen([sys.executable, "-c", RECORD, str(path)], cwd=path.parent, env=_child_env(),
+def _start(path: Path) -> tuple[subprocess.Popen, ChildLines]:
+    proc = subprocess.Popen([sys.executable, "-c", RECORD, str(path)], cwd=path.parent, env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = _Lines(proc.stdout)
+    out = ChildLines(proc.stdout)
     try:
         out.wait_for("READY", timeout=30)
     except BaseException:
-        _kill(proc)
+        kill_child(proc)
         raise
     return proc, out
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +109,9 @@ def killed(tmp_path_factory) -> tuple[Path, float]:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert proc.returncode == -signal.SIGKILL
-        last = [line for line in out.rest() if line.startswith("PUT")][-1]
+        last = [line for line in out.drain() if line.startswith("PUT")][-1]
     finally:
-        _kill(proc)
+        kill_child(proc)
     with SessionReader(path) as r:
         assert r.live_or_crashed and not r.complete
         assert len(r["turns"]) == N_TURNS and len(r["mouse"]) > 300
@@ -344,7 +292,7 @@ def test_recover_refuses_a_live_recording(tmp_path):
         assert sorted(os.listdir(tmp_path)) == ["live.h5"], "nothing written beside a live file"
         assert proc.poll() is None, "the recorder must still run during the checks"
     finally:
-        _kill(proc)
+        kill_child(proc)
     assert proc.returncode == -signal.SIGKILL
     # killed now: no longer in use, and the very file the recorder left recovers
     [item] = find_interrupted(tmp_path)
@@ -393,7 +341,7 @@ def test_recover_refuses_an_unreadable_file(tmp_path):
 @pytest.mark.slow
 def test_recover_trims_a_write_cut_short(tmp_path):
     path = tmp_path / "torn.h5"
-    proc = subprocess.run([sys.executable, "-c", TORN, str(path)], env=_child_env(), capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", TORN, str(path)], env=child_env(), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert "FLUSHED" in proc.stdout
