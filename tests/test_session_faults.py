@@ -2,6 +2,7 @@
 and a real full tmpfs), and damaged or foreign files given to the reader."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -194,26 +195,19 @@ def test_file_size_limit_stops_recording_cleanly(tmp_path):
     assert os.path.getsize(path) <= limit
 
 
-def _mount_tmpfs(where: Path, size: str) -> None:
+@contextlib.contextmanager
+def _tmpfs(tmp_path: Path, size: str):
+    """A real small disk: a tmpfs of ``size`` mounted in tmp_path, unmounted (and checked) after."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("a real full disk needs root to mount a tmpfs")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here: {proc.stderr.strip()}")
-
-
-@pytest.mark.slow
-def test_full_tmpfs_stops_recording_cleanly(tmp_path):
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    _mount_tmpfs(mnt, "2m")
     try:
-        path = mnt / "full.h5"
-        res = _record_until_full(path, 0)
-        _check_stopped_cleanly(path, res, "disk is full")
-        st = os.statvfs(mnt)
-        assert st.f_bavail * st.f_frsize < 256 * 1024, "the tmpfs should be (nearly) full"
+        yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
         if os.path.ismount(mnt):
@@ -223,11 +217,18 @@ def test_full_tmpfs_stops_recording_cleanly(tmp_path):
 
 
 @pytest.mark.slow
+def test_full_tmpfs_stops_recording_cleanly(tmp_path):
+    with _tmpfs(tmp_path, "2m") as mnt:
+        path = mnt / "full.h5"
+        res = _record_until_full(path, 0)
+        _check_stopped_cleanly(path, res, "disk is full")
+        st = os.statvfs(mnt)
+        assert st.f_bavail * st.f_frsize < 256 * 1024, "the tmpfs should be (nearly) full"
+
+
+@pytest.mark.slow
 def test_nearly_full_disk_stops_before_a_write_fails(tmp_path):
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    _mount_tmpfs(mnt, "24m")
-    try:
+    with _tmpfs(tmp_path, "24m") as mnt:
         path = mnt / "full.h5"
         res = _record_until_full(path, 0, min_free_mb=16)
         _check_stopped_cleanly(path, res, "nearly full")
@@ -236,11 +237,6 @@ def test_nearly_full_disk_stops_before_a_write_fails(tmp_path):
         with SessionReader(path) as r:  # closed normally: every row written is readable
             assert len(r["mouse"]) == res["written"]
             assert not any("shorter" in p for p in r.problems)
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
-        if os.path.ismount(mnt):
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
-    assert not os.path.ismount(mnt)
 
 
 # -- bad files for the reader --------------------------------------------------------------------

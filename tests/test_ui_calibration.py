@@ -7,7 +7,6 @@ else to the test's tmp_path.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from ifllm_lab.ui.calibration_screens import (  # noqa: E402
     ValidationReportView, face_status, point_grade,
 )
 
-W, H = 1280, 720
+from screenshots import H, W, save, shots_folder  # noqa: E402
 SCREEN = ScreenGeometry(1920, 1080, 527.0, 297.0, 600.0)  # 24" at 60 cm
 
 
@@ -47,17 +46,7 @@ class ManualClock:
 
 @pytest.fixture()
 def shots(tmp_path) -> Path:
-    d = Path(os.environ.get("IFLLM_SCREENSHOTS") or tmp_path / "screenshots")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def save(widget, shots: Path, name: str) -> Path:
-    img = widget.grab().toImage()
-    assert img.width() == W and img.height() == H
-    path = shots / f"{name}.png"
-    assert img.save(str(path)), path
-    return path
+    return shots_folder(tmp_path)
 
 
 def show(qtbot, widget):

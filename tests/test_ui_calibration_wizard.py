@@ -7,12 +7,11 @@ and the sample reaches the wizard through a GazeBridge. The session clock is a c
 test moves itself, one camera frame (1/30 s) at a time, so the runs see the same times
 on every machine. Everything is recorded by a real SessionWriter.
 
-Screenshots go to ``$IFLLM_SCREENSHOTS`` when set, else ``/tmp/ui-shots``.
+Screenshots go to ``$IFLLM_SCREENSHOTS`` when set, else the test's tmp folder.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from ifllm_lab.ui.calibration_screens import FacePositionTargets, GazeBridge  # 
 from ifllm_lab.ui.calibration_wizard import RETRY_MESSAGE, CalibrationWizard  # noqa: E402
 
 
-W, H = 1280, 720
+from screenshots import H, W, save, shots_folder  # noqa: E402
 SCREEN = ScreenGeometry(1920, 1080, 527.0, 297.0, 600.0)  # 24" at 60 cm
 FPS = 30.0
 SACCADE_S = 0.15
@@ -61,18 +60,8 @@ def renderer():
 
 
 @pytest.fixture()
-def shots() -> Path:
-    d = Path(os.environ.get("IFLLM_SCREENSHOTS") or "/tmp/ui-shots")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def save(widget, shots: Path, name: str) -> Path:
-    img = widget.grab().toImage()
-    assert img.width() == W and img.height() == H
-    path = shots / f"wizard-{name}.png"
-    assert img.save(str(path)), path
-    return path
+def shots(tmp_path) -> Path:
+    return shots_folder(tmp_path)
 
 
 class Participant:
@@ -179,19 +168,19 @@ def test_face_guide_calibration_validation_report_and_drift_checks(qtbot, tmp_pa
         who.until(lambda: wizard.face_guide.status.good, 2.0, "a good face position")
         assert wizard.face_page.continue_button.isEnabled()
         assert wizard.face_guide._image is not None  # the camera picture arrived through the bridge
-        save(wizard, shots, "face-guide")
+        save(wizard, shots, "wizard-face-guide")
         qtbot.keyClick(wizard.face_guide, Qt.Key.Key_Space)
         assert wizard.stage == "calibration" and wizard.currentWidget() is wizard.target_screen
         cal = wizard.current_run
         assert cal.run == 1 and cal.countdown_s == 3.0 and cal.start_t == pytest.approx(clock.now())
         who.until(lambda: clock.now() > cal.start_t + 1.2, 2.0)
         assert wizard.target_screen.state.stage == "countdown"
-        save(wizard, shots, "calibration-countdown")
+        save(wizard, shots, "wizard-calibration-countdown")
 
         # -- calibration: a target mid-run
         who.until(lambda: (wizard.target_screen.state.stage == "target" and wizard.target_screen.state.number == 4
                            and wizard.target_screen.state.progress > 0.4), 12.0, "target 4 of 9")
-        save(wizard, shots, "calibration-target")
+        save(wizard, shots, "wizard-calibration-target")
         who.until(lambda: wizard.stage == "validation", 15.0, "the validation")
         assert flow.model is not None and wizard.fit_failures == 0
         val = wizard.current_run
@@ -212,7 +201,7 @@ def test_face_guide_calibration_validation_report_and_drift_checks(qtbot, tmp_pa
         assert len(rep.points) == 9 and all(p.n_samples >= 20 for p in rep.points)
         assert wizard.currentWidget() is wizard.report_view and wizard.report_view.verdict == "PASS"
         assert wizard.report_view.title_label.text() == "Validation (run 1)"
-        save(wizard, shots, "report")
+        save(wizard, shots, "wizard-report")
         with qtbot.waitSignal(wizard.completed, timeout=1000) as done:
             qtbot.mouseClick(wizard.report_view.continue_button, Qt.MouseButton.LeftButton)
         assert done.args[0] is result and isinstance(result, CalibrationResult)
@@ -230,7 +219,7 @@ def test_face_guide_calibration_validation_report_and_drift_checks(qtbot, tmp_pa
         assert big.action == "recalibrate" and 2.4 < big.offset_deg < 3.6
         assert flow.model is model_before  # not corrected
         assert wizard.drift_view.outcome == "recalibrate" and wizard.drift_view.recalibrate_button.isDefault()
-        save(wizard, shots, "drift-recalibrate")
+        save(wizard, shots, "wizard-drift-recalibrate")
 
         # -- "Check again", now 1.3 deg off: corrected
         who.offset = (float(SCREEN.deg_to_px(1.3)), 0.0)
@@ -241,7 +230,7 @@ def test_face_guide_calibration_validation_report_and_drift_checks(qtbot, tmp_pa
         print(f"drift 1.3 deg: offset {small.offset_deg:.2f} deg -> {small.action}")
         assert small.action == "correct" and 1.0 < small.offset_deg < 1.7
         assert flow.model is not model_before and wizard.model is flow.model
-        save(wizard, shots, "drift-correct")
+        save(wizard, shots, "wizard-drift-correct")
         with qtbot.waitSignal(wizard.drift_done, timeout=1000) as done:
             qtbot.mouseClick(wizard.drift_view.continue_button, Qt.MouseButton.LeftButton)
         assert done.args[0] is small and wizard.stage == "done"
@@ -287,7 +276,7 @@ def test_failed_calibrations_retry_then_researcher_then_recalibrate(qtbot, tmp_p
             assert wizard.fit_failures == attempt and flow.model is None
             assert wizard.target_screen.message == RETRY_MESSAGE
             if attempt == 1:
-                save(wizard, shots, "retry-message")
+                save(wizard, shots, "wizard-retry-message")
             who.until(lambda: wizard.stage == "calibration", 2.0, "the next attempt")
             assert wizard.current_run.run == attempt + 1
         who.until(lambda: wizard.stage == "failed", 12.0, "the researcher's message")
@@ -296,7 +285,7 @@ def test_failed_calibrations_retry_then_researcher_then_recalibrate(qtbot, tmp_p
         assert "3 times in a row" in wizard.report_view.summary_label.text()
         assert "without a gaze calibration" in wizard.report_view.note_label.text()
         assert wizard.report_view.recalibrate_button.isDefault()
-        save(wizard, shots, "failed")
+        save(wizard, shots, "wizard-failed")
 
         # -- the face is back (from 0.25 s into the first target): run 4 calibrates
         qtbot.mouseClick(wizard.report_view.recalibrate_button, Qt.MouseButton.LeftButton)

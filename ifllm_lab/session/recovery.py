@@ -45,7 +45,7 @@ import numpy as np
 
 from .reader import SessionFileError, SessionReader
 from .schema import STREAMS, TEXT_HEAP, LogLevel, SessionMeta
-from .store import _COMPRESSION
+from .store import _COMPRESSION, _copy_attrs
 
 try:
     import fcntl
@@ -440,11 +440,6 @@ def _open_interrupted(path: str, *, allow_complete: bool = False, allow_recovere
         r.close()
         raise RecoveryError(f"{path} was closed cleanly; there is nothing to recover.", "complete")
     return r
-
-
-def _copy_attrs(src, dst) -> None:
-    for key, value in src.attrs.items():
-        dst.attrs[key] = value
 
 
 def _copy_rows(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> int:
