@@ -180,6 +180,42 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+# -- app ----------------------------------------------------------------------------------
+def cmd_app(args) -> int:
+    from .config import ConfigError, load_config
+
+    try:
+        config = load_config(args.study)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    if args.data:
+        config.study.data_folder = args.data
+    size = None
+    if args.size:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+            size = (w, h)
+        except ValueError:
+            _err(f"--size must be WIDTHxHEIGHT in px, not {args.size!r}")
+            return EXIT_BAD_INPUT
+    if args.camera and not args.camera.strip().isdigit() and not os.path.exists(args.camera):
+        _err(f"camera {args.camera!r}: no such video file or image folder (give a camera index such as 0, "
+             f"a video file or a folder of images)")
+        return EXIT_BAD_INPUT
+    try:
+        from .ui.study_app import run_app
+    except ImportError as exc:
+        _err(f"the window cannot start: {exc}")
+        return EXIT_FAILED
+    try:
+        return run_app(config, camera=args.camera, participant=args.participant, windowed=args.windowed,
+                       size=size, check_s=args.check, screenshot=args.screenshot)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="ifllm-lab",
@@ -188,6 +224,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ifllm-lab {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="print progress and warnings of every component")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("app", help="run a participant session (the study window)",
+                       description="The participant study: setup (participant code, camera preview), consent, "
+                                   "calibration, the conversation with ratings, the questionnaire. Without "
+                                   "--study it runs the embedded defaults: the bundled small LLM, the bundled "
+                                   "face model, camera 0, a pairwise study of 5 questions.")
+    s.add_argument("--study", default=None, metavar="FILE", help="study settings (.toml or .json)")
+    s.add_argument("--camera", default=None, metavar="SRC",
+                   help="camera index (0), a video file or a folder of images (overrides the study's)")
+    s.add_argument("--participant", default=None, metavar="CODE", help="fill in the participant code")
+    s.add_argument("--data", default=None, metavar="DIR", help="data folder (overrides the study's)")
+    s.add_argument("--windowed", action="store_true", help="a window instead of full screen")
+    s.add_argument("--size", default=None, metavar="WxH", help="window size in px (implies --windowed)")
+    s.add_argument("--check", type=float, default=0.0, metavar="SECONDS",
+                   help="self-check: wait up to SECONDS for camera frames with a face and the LLM, print "
+                        "JSON and exit (0 ok, 1 not)")
+    s.add_argument("--screenshot", default=None, metavar="PNG", help="with --check: save the window")
+    s.set_defaults(func=cmd_app)
 
     s = sub.add_parser("import-ifllm", formatter_class=argparse.RawDescriptionHelpFormatter,
                        help="import the public IFLLM release into session files",

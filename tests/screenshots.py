@@ -15,7 +15,7 @@ def shots_folder(tmp_path: Path) -> Path:
 
 def save(widget, shots: Path, name: str) -> Path:
     img = widget.grab().toImage()
-    assert img.width() == W and img.height() == H
+    assert (img.width(), img.height()) == (W, H), (widget.size(), widget.minimumSizeHint())
     path = shots / f"{name}.png"
     assert img.save(str(path)), path
     return path

@@ -157,11 +157,14 @@ class CalibrationFlow:
         calibration / validation / drift: pattern names or :class:`Pattern` objects.
         thresholds: pass/fail of the validation (from the study config).
         feature_names: names of the tracker's feature vector.
+        drift_small_deg / drift_large_deg: drift checks correct offsets from the first
+            and ask to recalibrate from the second (the study's limits).
     """
 
     def __init__(self, screen: ScreenGeometry, *, writer=None, calibration="9-point",
                  validation="validation-9", drift="drift-centre",
-                 thresholds: ValidationThresholds | None = None, feature_names=None, seed: int | None = None):
+                 thresholds: ValidationThresholds | None = None, feature_names=None, seed: int | None = None,
+                 drift_small_deg: float = 1.0, drift_large_deg: float = 2.0):
         self.screen = screen
         self.writer = writer
         self.calibration_pattern = load_pattern(calibration) if isinstance(calibration, str) else calibration
@@ -170,6 +173,10 @@ class CalibrationFlow:
         self.thresholds = thresholds or ValidationThresholds()
         self.feature_names = feature_names
         self.seed = seed
+        if not 0 <= drift_small_deg <= drift_large_deg:
+            raise ValueError("CalibrationFlow needs 0 <= drift_small_deg <= drift_large_deg")
+        self.drift_small_deg = float(drift_small_deg)
+        self.drift_large_deg = float(drift_large_deg)
         self.run_number = 0
         self.model: CalibrationModel | None = None
         self.report: ValidationReport | None = None
@@ -238,7 +245,8 @@ class CalibrationFlow:
         run.file_unfiled()
         feats = run.collector.features_for(0)
         target = run.collector.target_px(0)
-        result = drift_check(feats, target, self.model, self.screen)
+        result = drift_check(feats, target, self.model, self.screen, small_deg=self.drift_small_deg,
+                             large_deg=self.drift_large_deg)
         self._put_samples(run, self.model)
         if result.action == "correct" and self.model is not None:
             self.model = result.apply(self.model)

@@ -188,11 +188,14 @@ class GazeTracker:
         writer: a :class:`~ifllm_lab.session.writer.SessionWriter` or None.
         on_sample: called from the worker thread with every :class:`GazeSample`.
         on_status: called with (status_name, message) when the source's status changes.
+        on_frame: called from the worker thread with every processed :class:`Frame`
+            (after its sample), e.g. for a camera preview or a video log; keep it quick.
     """
 
     def __init__(self, source, pipeline: GazePipeline, clock, *, writer=None,
                  on_sample: Callable[[GazeSample], None] | None = None,
                  on_status: Callable[[str, str], None] | None = None,
+                 on_frame: Callable[[object], None] | None = None,
                  live: bool | None = None, reconnect_s: float = 2.0):
         self.source = source
         self.pipeline = pipeline
@@ -200,6 +203,7 @@ class GazeTracker:
         self.writer = writer
         self.on_sample = on_sample
         self.on_status = on_status
+        self.on_frame = on_frame
         self.live = getattr(source, "realtime", False) if live is None else live
         self.reconnect_s = reconnect_s
         self.stats = TrackerStats()
@@ -293,6 +297,8 @@ class GazeTracker:
             self.writer.put("gaze", sample.row())
         if self.on_sample is not None:
             self.on_sample(sample)
+        if self.on_frame is not None:
+            self.on_frame(frame)
 
     def _sequential_loop(self) -> None:
         try:

@@ -213,7 +213,7 @@ STREAMS: dict[str, StreamSpec] = {
                 Column("buttons", "u1", "MouseButton bit mask held (for press/release: the button)"),
                 Column("delta_x", "f4", "wheel: horizontal angle delta, degrees (Qt angleDelta / 8)"),
                 Column("delta_y", "f4", "wheel: vertical angle delta, degrees"),
-                Column("aoi_response", "i1", "Response code under the cursor, -1 none"),
+                Column("aoi_response", "i1", "Response code under the cursor, -1 none (or the prompt, when aoi_word >= 0)"),
                 Column("aoi_paragraph", "i4", "paragraph index under the cursor, -1 none"),
                 Column("aoi_word", "i4", "word index (in its response) under the cursor, -1 none"),
                 Column("page_ms", "f8", "imported sessions: source page's clock, ms since page load"),

@@ -302,18 +302,20 @@ class InputRecorder(QObject):
         """The turn index written into ``scroll`` rows from now on."""
         self.turn = int(turn)
 
-    def record_scroll(self, view: int, scrollbar: QScrollBar, horizontal: QScrollBar | None = None) -> None:
+    def record_scroll(self, view: int, scrollbar: QScrollBar, horizontal: QScrollBar | None = None) -> "_ScrollTap":
         """Record the scroll state of one response view (``view``: its Response code).
 
         ``scrollbar`` is the view's vertical bar (``area.verticalScrollBar()``);
         ``horizontal`` its horizontal bar, if the view scrolls sideways (else ``x`` is 0).
         A row is written whenever the value or range changes (while running), and at
-        once when already running."""
+        once when already running. Returns the tap: set its ``view`` when the view shows
+        another response later (e.g. sides swapped in the next pairwise turn)."""
         tap = _ScrollTap(self, view, scrollbar, horizontal)
         tap.destroyed.connect(lambda *_: self._taps.remove(tap) if tap in self._taps else None)
         self._taps.append(tap)
         if self.running:
             tap.snapshot(force=True)
+        return tap
 
     def counts(self) -> dict:
         """``{"seen": {...}, "recorded": {...}, ...}``: a plain copy of :attr:`stats`."""

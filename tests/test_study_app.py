@@ -1,0 +1,401 @@
+"""The participant study app end to end (Qt offscreen): a rendered real face played from a
+video file as the camera, the real MediaPipe gaze pipeline, the real llama.cpp with the
+bundled small model, a real session file read back with the reader and ``inspect``.
+
+Screenshots of every screen go to ``$IFLLM_SCREENSHOTS`` when set, else the test's tmp folder.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QPushButton
+
+from ifllm_lab.config import config_from_dict
+from ifllm_lab.gaze.synthetic import FaceRenderer, GazeScene, write_gaze_video
+from ifllm_lab.session import SessionReader
+from ifllm_lab.session.inspect import summarize
+from ifllm_lab.session.schema import CORE_STREAMS, LayoutLevel, MouseKind, TurnMode
+from ifllm_lab.ui.calibration_screens import FacePositionTargets
+from ifllm_lab.ui.study_app import StudyApp
+
+from screenshots import H, W, save, shots_folder
+
+# the rendered photo is a close-up (~20 cm from the camera by its landmarks)
+CLOSE_FACE_OK = FacePositionTargets(min_distance_mm=150.0)
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory) -> str:
+    """A face looking at six places in turn (3 s), played in a loop as the camera."""
+    path = tmp_path_factory.mktemp("camera") / "face.mp4"
+    scene = GazeScene(W, H)
+    targets = [(200, 150), (1080, 150), (640, 360), (200, 570), (1080, 570), (640, 150)]
+    write_gaze_video(str(path), targets, renderer=FaceRenderer(), scene=scene, frames_per_target=15)
+    return str(path)
+
+
+def _pattern(folder: Path, name: str, purpose: str, points, dwell: float) -> str:
+    p = folder / f"{name}.json"
+    p.write_text(json.dumps({"name": name, "kind": "points", "purpose": purpose, "points": points,
+                             "dwell_s": dwell, "settle_s": 0.25, "shuffle": False}))
+    return str(p)
+
+
+def study(tmp_path: Path, video: str, **study) -> dict:
+    pats = tmp_path / "patterns"
+    pats.mkdir(exist_ok=True)
+    corners = [[0.5, 0.5], [0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.9]]
+    return {
+        "study": {"name": "e2e", "data_folder": str(tmp_path / "data"),
+                  "questionnaire": ["How natural did the conversation feel? (1-5)", "How much did you trust the "
+                                    "answers? (1-5)"], **study},
+        "screen": {"width_px": W, "height_px": H},
+        "camera": {"source": video},
+        "calibration": {"pattern": _pattern(pats, "cal", "calibration", corners, 0.9),
+                        "validation": _pattern(pats, "val", "validation", corners[::-1], 0.7),
+                        "drift": _pattern(pats, "drift", "drift", [[0.5, 0.5]], 0.7)},
+        "llm": [{"name": "small", "max_tokens": 24, "seed": 11}],
+    }
+
+
+def make_app(qtbot, cfg: dict, **kw) -> StudyApp:
+    app = StudyApp(config_from_dict(cfg, "<test>"), countdown_s=0.4, face_targets=CLOSE_FACE_OK, **kw)
+    qtbot.addWidget(app)
+    app.resize(W, H)
+    app.show()
+    qtbot.waitExposed(app)
+    return app
+
+
+def click(qtbot, button: QPushButton) -> None:
+    assert button.isVisible() and button.isEnabled(), button.objectName() or button.text()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def named(app, cls, name):
+    w = app.findChild(cls, name)
+    assert w is not None, name
+    return w
+
+
+def wait_setup_ready(qtbot, app) -> None:
+    qtbot.waitUntil(lambda: app._llm_ok is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: app.setup_page.preview.status.good, timeout=20_000)
+
+
+def calibrate(qtbot, app, shots: Path | None = None) -> None:
+    """Face guide -> calibration -> validation -> the researcher continues on the report."""
+    wiz = app.wizard
+    assert app.stage == "calibration" and wiz.stage == "face"
+    qtbot.waitUntil(lambda: wiz.face_guide.status.good, timeout=20_000)
+    if shots:
+        save(app, shots, "app-3-face-guide")
+    QTest.keyClick(wiz.face_guide, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: wiz.stage == "calibration", timeout=5_000)
+    if shots:
+        qtbot.waitUntil(lambda: wiz.target_screen.state.stage == "target", timeout=5_000)
+        save(app, shots, "app-4-calibration-target")
+    qtbot.waitUntil(lambda: wiz.stage in ("report", "failed"), timeout=60_000)
+    if shots:
+        save(app, shots, "app-5-validation-report")
+    click(qtbot, wiz.report_view.continue_button)
+    qtbot.waitUntil(lambda: app.stage == "chat", timeout=5_000)
+
+
+class StallMeter:
+    """The longest gap between runs of a 2 ms timer: how long the GUI thread was busy."""
+
+    def __init__(self):
+        self.timer = QTimer()
+        self.timer.setInterval(2)
+        self.timer.timeout.connect(self._tick)
+        self.last = None
+        self.max_gap = 0.0
+        self.ticks = 0
+
+    def _tick(self):
+        now = time.perf_counter()
+        if self.last is not None:
+            self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
+        self.ticks += 1
+
+    def start(self):
+        self.last = None
+        self.timer.start()
+
+    def stop(self):
+        self.timer.stop()
+
+
+def ask(qtbot, app, text: str, stall: StallMeter | None = None, shots: Path | None = None, shot_name: str = ""):
+    page = app.chat_page
+    assert page.state == "asking"
+    box = named(app, type(page.question), "question")
+    QTest.keyClicks(box, text)
+    if stall is not None:
+        stall.start()
+    QTest.keyClick(box, Qt.Key.Key_Return)
+    assert page.state == "answering"
+    if shots:
+        qtbot.waitUntil(lambda: len(page.panels["left"].view.text()) > 20, timeout=30_000)
+        if stall is not None:
+            stall.stop()  # a screenshot blocks the GUI thread itself: not counted
+        save(app, shots, shot_name)
+        if stall is not None:
+            stall.start()
+    qtbot.waitUntil(lambda: page.state == "rating", timeout=90_000)
+    if stall is not None:
+        stall.stop()
+
+
+def rate(qtbot, app, left: int, right: int | None = None, prefer: str | None = None) -> None:
+    page = app.chat_page
+    assert not page.next_button.isEnabled()
+    click(qtbot, named(app, QPushButton, f"likert_left_{left}"))
+    if right is not None:
+        assert not page.next_button.isEnabled()  # both answers and the preference are needed
+        click(qtbot, named(app, QPushButton, f"likert_right_{right}"))
+        assert not page.next_button.isEnabled()
+        click(qtbot, named(app, QPushButton, f"prefer_{prefer}"))
+    assert page.next_button.isEnabled()
+
+
+def finish(qtbot, app, shots: Path | None = None) -> None:
+    qtbot.waitUntil(lambda: app.stage == "questionnaire", timeout=5_000)
+    page = app.questionnaire_page
+    for i, item in enumerate(page.items):
+        assert not page.done_button.isEnabled()
+        click(qtbot, item.buttons[(i + 2) % 5])
+    if shots:
+        save(app, shots, "app-9-questionnaire")
+    click(qtbot, page.done_button)
+    qtbot.waitUntil(lambda: app.stage == "done", timeout=30_000)
+    if shots:
+        save(app, shots, "app-10-thank-you")
+
+
+def inject_moves(app, widget, seconds: float, rate_hz: float = 1000.0) -> dict:
+    """Post ``rate_hz`` mouse moves a second to ``widget`` (as the platform delivers them)
+    for ``seconds``, under a real event loop, and wait until the recorder has them all."""
+    from PySide6.QtCore import QEvent, QEventLoop, QPointF
+    from PySide6.QtGui import QMouseEvent
+
+    clock, rec = app.clock, app.recorder
+    n_total = int(rate_hz * seconds)
+    idx = np.arange(n_total)
+    lx = 4 + idx % max(8, widget.width() - 8)
+    ly = 4 + (idx * 7) % max(8, widget.height() - 8)
+    origin = widget.mapToGlobal(QPoint(0, 0))
+    gx, gy = lx + origin.x(), ly + origin.y()
+    before = rec.stats.recorded["mouse.move"]
+    state = {"posted": 0, "t0": clock.now()}
+    move, none, nomod = QEvent.Type.MouseMove, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+
+    def inject():
+        due = min(n_total, int((clock.now() - state["t0"]) * rate_hz) + 1)
+        for i in range(state["posted"], due):
+            QApplication.postEvent(widget, QMouseEvent(move, QPointF(float(lx[i]), float(ly[i])),
+                                                       QPointF(float(gx[i]), float(gy[i])), none, none, nomod))
+        state["posted"] = due
+        if due >= n_total:
+            timer.stop()
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.timeout.connect(inject)
+    timer.start(10)
+    loop = QEventLoop()
+    checker = QTimer()
+    checker.timeout.connect(lambda: loop.quit() if rec.stats.recorded["mouse.move"] - before >= n_total else None)
+    checker.start(20)
+    QTimer.singleShot(int(seconds * 1000) + 10_000, loop.quit)
+    loop.exec()
+    checker.stop()
+    timer.stop()
+    return {"sent": n_total, "posted": state["posted"], "recorded": rec.stats.recorded["mouse.move"] - before,
+            "t0": state["t0"], "x": gx.astype(np.float32), "y": gy.astype(np.float32)}
+
+
+def phases(r) -> list[tuple[float, str, dict]]:
+    ph = r["phases"]
+    return [(float(t), n, json.loads(d)) for t, n, d in zip(ph.column("t"), ph.column("name"), ph.column("detail"))]
+
+
+# ======================================================================================
+
+def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video):
+    shots = shots_folder(tmp_path)
+    app = make_app(qtbot, study(tmp_path, face_video, mode="pairwise", questions=2))
+    try:
+        wait_setup_ready(qtbot, app)
+        assert app._llm_ok, app.setup_page.llm_status.text()
+        assert "SmolLM2" in app.setup_page.llm_status.text()
+        app.setup_page.code.setText("lab-07")
+        save(app, shots, "app-1-setup")
+        click(qtbot, app.setup_page.start_button)
+        assert app.stage == "consent" and app.session is None  # no file before consent
+        assert not list((tmp_path / "data").rglob("*.h5"))
+        save(app, shots, "app-2-consent")
+        click(qtbot, app.consent_page.agree_button)
+        assert app.session is not None
+        path = app.session.path
+        calibrate(qtbot, app, shots)
+
+        # -- turn 1: typed, streamed, rated, left preferred
+        stall = StallMeter()
+        ask(qtbot, app, "What is a good way to learn to cook?", stall, shots, "app-6-pairwise-streaming")
+        print(f"\nGUI thread: longest stall {stall.max_gap * 1000:.1f} ms over {stall.ticks} ticks while answering")
+        assert stall.ticks > 20 and stall.max_gap < 0.05
+        turn1 = app.turn
+        assert turn1.pairwise and set(turn1.results) == {1, 2}
+        for side in ("left", "right"):
+            r = turn1.response_on(side)
+            assert app.chat_page.panels[side].view.text() == turn1.results[r].text
+        rate(qtbot, app, 4, 2, "left")
+        save(app, shots, "app-7-pairwise-rated")
+        click(qtbot, app.chat_page.next_button)
+
+        # -- drift check between turns, then turn 2 (tie)
+        qtbot.waitUntil(lambda: app.wizard.stage == "drift_result", timeout=20_000)
+        save(app, shots, "app-8-drift-check")
+        click(qtbot, app.wizard.drift_view.continue_button)
+        qtbot.waitUntil(lambda: app.stage == "chat" and app.chat_page.state == "asking", timeout=5_000)
+        ask(qtbot, app, "And how do I make bread?")
+        turn2 = app.turn
+        rate(qtbot, app, 3, 5, "tie")
+        click(qtbot, app.chat_page.next_button)
+        finish(qtbot, app, shots)
+    finally:
+        app.close()
+
+    # -- the file
+    assert not Path(path).name.startswith("LAB") and "LAB-07" not in path.upper()
+    raw = Path(path).read_bytes()
+    assert b"lab-07" not in raw and b"LAB-07" not in raw  # the code itself is stored nowhere
+    report = summarize(path)
+    print("inspect:", json.dumps({k: v["count"] for k, v in report["streams"].items()}))
+    print("problems:", report["problems"])
+    assert set(CORE_STREAMS) <= set(report["streams"])
+    assert all(report["streams"][n]["count"] > 0 for n in CORE_STREAMS if n != "events")
+    with SessionReader(path) as r:
+        assert r.complete and not r.problems
+        for name in ("gaze", "mouse", "scroll", "turns", "layout", "calibration/points", "calibration/samples",
+                     "calibration/models", "phases", "keys", "window", "log"):
+            assert len(r[name]) > 0, name
+        assert r.meta.participant.startswith("P-") and r.meta.study == "e2e"
+        turns = r["turns"].read()
+        assert list(turns["turn"]) == [0, 1]
+        assert all(turns["mode"] == int(TurnMode.PAIRWISE))
+        for row, turn, left, right, pref in ((turns[0], turn1, 4, 2, "left"), (turns[1], turn2, 3, 5, "tie")):
+            assert row["prompt"] == turn.prompt
+            assert row["swapped"] == int(turn.swapped)
+            assert row["response_1"] == turn.results[1].text and row["response_2"] == turn.results[2].text
+            by_side = {turn.response_on("left"): left, turn.response_on("right"): right}
+            assert (row["likert_1"], row["likert_2"]) == (by_side[1], by_side[2])
+            assert row["preference"] == (0 if pref == "tie" else turn.response_on(pref))
+            assert row["t"] < row["t_first_token"] < row["t_done"] < row["t_rated"] <= row["t_end"]
+            settings = json.loads(row["settings"])
+            s1, s2 = settings["response_1"], settings["response_2"]
+            assert s1["seed"] != s2["seed"] and s1["model"] == s2["model"]
+            assert len(s1["token_times"]) >= 1 and s1["settings"]["max_tokens"] == 24
+            assert settings["context"] in ("response_1", "response_2")
+        ctx1 = json.loads(turns[0]["settings"])["context"]
+        assert ctx1 == f"response_{turn1.response_on('left')}"  # the preferred answer goes on
+        # keystrokes: timing only, in the question box; the typed words are not in the file
+        keys = r["keys"].read()
+        typed = len("What is a good way to learn to cook?") + len("And how do I make bread?") + 2  # + Enter
+        assert len(keys) == 2 * typed and set(keys["field"]) == {"question"}
+        # layout: words of both answers with char ranges into the exact texts
+        lay = r["layout"].read()
+        words = lay[(lay["level"] == int(LayoutLevel.WORD)) & (lay["turn"] == 0) & (lay["response"] >= 1)]
+        last = words[words["snapshot"] == words["snapshot"].max()]
+        for resp in (1, 2):
+            text = turn1.results[resp].text
+            ws = last[last["response"] == resp]
+            assert [w["text"] for w in ws] == [text[a:b] for a, b in zip(ws["char_start"], ws["char_end"])]
+            assert " ".join(w["text"] for w in ws) == " ".join(text.split())
+        # mouse: clicks were recorded with AOIs; gaze rows have calibrated points
+        mouse = r["mouse"].read()
+        assert (mouse["kind"] == int(MouseKind.PRESS)).sum() >= 8
+        assert (mouse["kind"] == int(MouseKind.POLL)).sum() > 100
+        gaze = r["gaze"].read()
+        t_cal = min(t for t, n, _ in phases(r) if n == "calibration_done")
+        after = gaze[gaze["t"] > t_cal + 0.2]
+        assert len(after) > 100 and after["valid"].mean() > 0.9  # calibrated from then on
+        assert np.all(np.isfinite(after["x"][after["valid"] == 1]))
+        names = [n for _, n, _ in phases(r)]
+        for n in ("consent", "turn", "answers", "turn_end", "drift_done", "questionnaire", "end"):
+            assert n in names, n
+        q = [d for _, n, d in phases(r) if n == "questionnaire"]
+        assert [d["answer"] for d in q] == [3, 4]
+
+
+def test_pointwise_session_end_to_end(qtbot, tmp_path, face_video):
+    shots = shots_folder(tmp_path)
+    cfg = study(tmp_path, face_video, mode="pointwise", questions=2)
+    cfg["calibration"]["drift_check_every"] = 0
+    app = make_app(qtbot, cfg, participant="p-12")
+    try:
+        wait_setup_ready(qtbot, app)
+        click(qtbot, app.setup_page.start_button)
+        click(qtbot, app.consent_page.agree_button)
+        path = app.session.path
+        calibrate(qtbot, app)
+        ask(qtbot, app, "Why is the sky blue?", shots=shots, shot_name="app-6-pointwise-streaming")
+        assert not app.chat_page.panels["right"].isVisible()
+        # 1,000 mouse moves a second for 30 s over the answer, while the camera, the gaze
+        # tracker and the layout AOIs run: every one must be in the file, once
+        view = app.chat_page.panels["left"].view
+        moves = inject_moves(app, view.viewport(), 30.0)
+        print(f"\ninjected {moves['posted']} moves, recorded {moves['recorded']}")
+        assert moves["posted"] == moves["sent"] == moves["recorded"] == 30_000
+        rate(qtbot, app, 5)
+        save(app, shots, "app-7-pointwise-rated")
+        click(qtbot, app.chat_page.next_button)
+        ask(qtbot, app, "Tell me more.")
+        rate(qtbot, app, 2)
+        assert app.chat_page.next_button.text() == "Finish"
+        click(qtbot, app.chat_page.next_button)
+        finish(qtbot, app)
+    finally:
+        app.close()
+    with SessionReader(path) as r:
+        assert r.complete and not r.problems
+        turns = r["turns"].read()
+        assert list(turns["mode"]) == [int(TurnMode.POINTWISE)] * 2
+        assert list(turns["likert_1"]) == [5, 2] and list(turns["likert_2"]) == [-1, -1]
+        assert list(turns["preference"]) == [-1, -1] and list(turns["swapped"]) == [-1, -1]
+        assert all(turns["response_2"] == "")
+        mouse = r["mouse"].read()
+        m = mouse[(mouse["kind"] == int(MouseKind.MOVE)) & (mouse["t"] >= moves["t0"])][:moves["sent"]]
+        assert len(m) == moves["sent"]
+        np.testing.assert_array_equal(m["x"], moves["x"])
+        np.testing.assert_array_equal(m["y"], moves["y"])
+        assert np.all(np.diff(m["t"]) > 0)
+        # the AOI of each move is the word box (of the layout recorded then) under it
+        lay = r["layout"].read()
+        words = lay[(lay["level"] == int(LayoutLevel.WORD)) & (lay["response"] == 0) & (lay["turn"] == 0)
+                    & (lay["t"] <= moves["t0"])]
+        words = words[words["snapshot"] == words["snapshot"].max()]
+        inside = ((m["x"][:, None] >= words["x0"]) & (m["x"][:, None] < words["x1"])
+                  & (m["y"][:, None] >= words["y0"]) & (m["y"][:, None] < words["y1"]))
+        expected = np.where(inside.any(axis=1), words["index"][inside.argmax(axis=1)], -1)
+        on_words = m["aoi_word"] >= 0
+        print(f"moves over words: {on_words.sum()}; AOI agrees with the recorded boxes for "
+              f"{np.mean(expected == m['aoi_word']):.4f}")
+        assert on_words.sum() > 500 and np.all(m["aoi_response"][on_words] == 0)  # the single answer
+        assert np.mean(expected == m["aoi_word"]) > 0.995  # (box edges are float px)
+        # the second question was asked with the first answer in the context
+        s2 = json.loads(turns[1]["settings"])
+        assert s2["response_1"]["prompt_tokens"] > json.loads(turns[0]["settings"])["response_1"]["prompt_tokens"]
+        assert "drift_done" not in [n for _, n, _ in phases(r)]
+        assert len(r["layout"]) > 0 and len(r["scroll"]) > 0
