@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     # Producer threads (camera, UI, mouse) must get the interpreter back quickly from the
     # writer and analysis threads: 1 ms instead of Python's default 5 ms between switches.
     sys.setswitchinterval(0.001)
+
     # components log details; a command already reports what matters in one line
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -7,6 +7,7 @@ Screenshots of every screen go to ``$IFLLM_SCREENSHOTS`` when set, else the test
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -234,7 +235,9 @@ def phases(r) -> list[tuple[float, str, dict]]:
 
 def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video):
     shots = shots_folder(tmp_path)
-    app = make_app(qtbot, study(tmp_path, face_video, mode="pairwise", questions=2))
+    cfg = study(tmp_path, face_video, mode="pairwise", questions=2)
+    cfg["llm"][0]["max_tokens"] = 60
+    app = make_app(qtbot, cfg)
     try:
         wait_setup_ready(qtbot, app)
         assert app._llm_ok, app.setup_page.llm_status.text()
@@ -306,7 +309,7 @@ def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video):
             settings = json.loads(row["settings"])
             s1, s2 = settings["response_1"], settings["response_2"]
             assert s1["seed"] != s2["seed"] and s1["model"] == s2["model"]
-            assert len(s1["token_times"]) >= 1 and s1["settings"]["max_tokens"] == 24
+            assert len(s1["token_times"]) >= 1 and s1["settings"]["max_tokens"] == 60
             assert settings["context"] in ("response_1", "response_2")
         ctx1 = json.loads(turns[0]["settings"])["context"]
         assert ctx1 == f"response_{turn1.response_on('left')}"  # the preferred answer goes on
@@ -399,3 +402,87 @@ def test_pointwise_session_end_to_end(qtbot, tmp_path, face_video):
         assert s2["response_1"]["prompt_tokens"] > json.loads(turns[0]["settings"])["response_1"]["prompt_tokens"]
         assert "drift_done" not in [n for _, n, _ in phases(r)]
         assert len(r["layout"]) > 0 and len(r["scroll"]) > 0
+
+
+def test_no_consent_no_recording(qtbot, tmp_path, face_video):
+    app = make_app(qtbot, study(tmp_path, face_video), participant="p-3", preload=False)
+    try:
+        qtbot.waitUntil(lambda: app.setup_page.preview.status.good, timeout=20_000)
+        click(qtbot, app.setup_page.start_button)
+        assert app.setup_page.code.text() == ""  # the code is not kept, even on screen
+        click(qtbot, app.consent_page.decline_button)
+        assert app.stage == "declined" and "Nothing was recorded" in app.message_page.body.text()
+        click(qtbot, app.message_page.button)
+        assert app.stage == "setup"
+    finally:
+        app.close()
+    assert not list((tmp_path / "data").rglob("*.h5"))
+
+
+def test_missing_camera_is_reported_and_blocks_the_start(qtbot, tmp_path, face_video):
+    cfg = study(tmp_path, str(tmp_path / "no-such-camera.mp4"))
+    app = make_app(qtbot, cfg, participant="p-4", preload=False)
+    try:
+        status = app.setup_page.camera_status.text()
+        assert "does not exist" in status and app.setup_page.retry_button.isVisible()
+        click(qtbot, app.setup_page.start_button)
+        assert app.stage == "setup" and "camera is not running" in app.setup_page.code_error.text()
+        # the researcher fixes it (here: the file appears) and retries
+        import shutil
+        shutil.copyfile(face_video, tmp_path / "no-such-camera.mp4")
+        click(qtbot, app.setup_page.retry_button)
+        assert app.tracker is not None and not app.setup_page.retry_button.isVisible()
+        click(qtbot, app.setup_page.start_button)
+        assert app.stage == "consent"
+    finally:
+        app.close()
+
+
+def test_a_corrupt_model_gives_a_calm_message_and_the_session_goes_on(qtbot, tmp_path, face_video):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + os.urandom(4000))
+    cfg = study(tmp_path, face_video, mode="pointwise", questions=2, questionnaire=[], keep_video=True)
+    cfg["llm"][0]["model_path"] = str(bad)
+    cfg["calibration"]["drift_check_every"] = 0
+    app = make_app(qtbot, cfg, participant="p-5")
+    try:
+        qtbot.waitUntil(lambda: app._llm_ok is not None, timeout=60_000)
+        assert app._llm_ok is False and "broken.gguf" in app.setup_page.llm_status.text()
+        click(qtbot, app.setup_page.start_button)
+        click(qtbot, app.consent_page.agree_button)
+        path = app.session.path
+        QTest.keyClick(app.wizard.face_guide, Qt.Key.Key_F12)
+        qtbot.waitUntil(lambda: app.wizard.stage in ("report", "failed"), timeout=60_000)
+        click(qtbot, app.wizard.report_view.continue_button)
+        qtbot.waitUntil(lambda: app.stage == "chat", timeout=5_000)
+        for q in ("Hello?", "Still there?"):
+            ask(qtbot, app, q)
+            page = app.chat_page
+            status = page.panels["left"].status.text()
+            assert status and "gguf" not in status.lower() and "Traceback" not in status  # calm, for people
+            assert "no answer to rate" in page.hint.text()
+            assert not page.panels["left"].likert.isVisible() and page.next_button.isEnabled()
+            click(qtbot, page.next_button)
+        qtbot.waitUntil(lambda: app.stage == "done", timeout=30_000)
+    finally:
+        app.close()
+    with SessionReader(path) as r:
+        turns = r["turns"].read()
+        assert len(turns) == 2 and all(turns["likert_1"] == -1) and all(turns["response_1"] == "")
+        assert "broken.gguf" in json.loads(turns[0]["settings"])["response_1"]["error_detail"]
+        log = list(r["log"].column("message"))
+        assert any("broken.gguf" in m for m in log)  # the precise reason for the researcher
+        gaze_frames = set(r["gaze"].column("frame").tolist())
+    # keep_video: the camera video beside the session, its frames lined up with the gaze rows
+    import cv2
+
+    video = Path(path).with_suffix(".camera.avi")
+    cap = cv2.VideoCapture(str(video))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    rows = (Path(path).with_suffix(".camera.frames.csv")).read_text().splitlines()
+    assert rows[0] == "frame,t" and n == len(rows) - 1 > 100
+    frames = [int(x.split(",")[0]) for x in rows[1:]]
+    assert frames == sorted(frames) and len(set(frames) & gaze_frames) > 0.9 * len(frames)

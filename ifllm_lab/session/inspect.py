@@ -66,10 +66,18 @@ def summarize(path: str | os.PathLike) -> dict:
             if name in r and len(r[name]):
                 problems += _gap_summary(name, r[name].t)
         if "gaze" in r and len(r["gaze"]):
-            valid = r["gaze"].column("valid")
-            bad = 1.0 - float(np.mean(valid > 0))
+            # before the first calibration model no sample can be valid: judge from then on
+            t0 = None
+            if "calibration/models" in r and len(r["calibration/models"]):
+                t0 = float(r["calibration/models"].t[0])
+            g = r["gaze"]
+            start = int(np.searchsorted(g.t, t0, side="right")) if t0 is not None else 0
+            valid = g.column("valid", start)
+            since = " since the first calibration" if t0 is not None else ""
+            bad = 1.0 - float(np.mean(valid > 0)) if len(valid) else 1.0
             if bad > INVALID_WARN:
-                problems.append(f"gaze: {bad:.0%} of samples are invalid (face lost, blinks, tracker warnings)")
+                problems.append(f"gaze: {bad:.0%} of samples{since} are invalid (face lost, blinks, "
+                                f"tracker warnings)")
         elif "gaze" in r:
             problems.append("gaze: no samples")
         n_turns = len(r["turns"]) if "turns" in r else 0

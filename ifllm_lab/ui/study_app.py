@@ -413,7 +413,7 @@ class StudyApp(QStackedWidget):
         self.wizard.completed.connect(self._calibrated)
         self.wizard.drift_done.connect(self._drift_done)
         self.wizard.aborted.connect(self._calibration_aborted)
-        self.wizard.stage_changed.connect(lambda st: s.phase("calibration_stage", stage=st))
+        self.wizard.stage_changed.connect(self._wizard_stage)
         self._after_calibration = "chat"
         self._set_stage("calibration", self.wizard)
         self.wizard.start()
@@ -434,6 +434,13 @@ class StudyApp(QStackedWidget):
         if model is None:
             s.log(LogLevel.WARNING, "calibration", "continuing without a calibration: gaze will be invalid")
         self._next_turn()
+
+    @Slot(str)
+    def _wizard_stage(self, stage: str) -> None:
+        if self.session is not None:
+            self.session.phase("calibration_stage", stage=stage)
+        if stage == "validation" and self.wizard is not None:
+            self._use_model(self.wizard.model)  # gaze is recorded calibrated from the fit on
 
     def _use_model(self, model) -> None:
         if self.pipeline is None:
@@ -525,8 +532,8 @@ class StudyApp(QStackedWidget):
             elif not res.ok:
                 if res.finish_reason == "cancelled":
                     self.chat_page.show_error(side_key, "Stopped.")
-                else:
-                    self.chat_page.show_error(side_key, res.error or "The answer could not be generated.")
+                else:  # the precise reason is in the log and the turn's settings, for the researcher
+                    self.chat_page.show_error(side_key, "Sorry, this answer could not be written.")
         self.layout_tracker.snapshot("answers complete")
         can_rate = bool(turn.results) and all(r.text.strip() for r in turn.results.values()) and (
             len(turn.results) == (2 if turn.pairwise else 1))
@@ -675,6 +682,11 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
     if windowed or size:
         w.show()
     else:
+        # the screen's size first: without a window manager (a kiosk X session, Xvfb)
+        # "full screen" alone leaves the window at its default size
+        screen = app.primaryScreen()
+        if screen is not None:
+            w.setGeometry(screen.geometry())
         w.showFullScreen()
     if check_s <= 0:
         return app.exec()
