@@ -151,7 +151,7 @@ def cmd_bench(args) -> int:
     if args.what == "record":
         from .bench import bench_record
 
-        result = bench_record(seconds=args.seconds, mouse_hz=args.mouse_hz, gaze_hz=args.gaze_hz,
+        result = bench_record(seconds=args.seconds if args.seconds is not None else 10.0, mouse_hz=args.mouse_hz, gaze_hz=args.gaze_hz,
                               folder=args.folder, flood_rows=args.flood_rows)
     elif args.what == "llm":
         from .llm.bench import bench_llm
@@ -160,6 +160,20 @@ def cmd_bench(args) -> int:
         try:
             result = bench_llm(model_path=args.model)
         except LLMError as exc:
+            _err(str(exc))
+            return EXIT_BAD_INPUT
+    elif args.what == "replay":
+        from .bench import bench_replay
+        from .session import SessionFileError
+
+        if args.file and not os.path.isfile(args.file):
+            _err(f"{args.file}: no such file")
+            return EXIT_BAD_INPUT
+        try:
+            size = _size(args.size) if args.size else (1280, 720)
+            result = bench_replay(args.file, seconds=args.seconds if args.seconds is not None else 3600.0,
+                                  folder=args.folder, size=size)
+        except (SessionFileError, ValueError) as exc:
             _err(str(exc))
             return EXIT_BAD_INPUT
     else:
@@ -178,6 +192,83 @@ def cmd_bench(args) -> int:
         for k, v in result.items():
             print(f"{k:>24}: {v}")
     return EXIT_OK
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"a size is WIDTHxHEIGHT in px, not {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise ValueError(f"size {text} is out of range (16-8192 px)")
+    return w, h
+
+
+# -- replay ---------------------------------------------------------------------------------
+def cmd_replay(args) -> int:
+    from .session import SessionFileError
+
+    if not os.path.exists(args.file):
+        _err(f"{args.file}: no such file")
+        return EXIT_BAD_INPUT
+    try:
+        size = _size(args.size)
+        from .ui.replay.stimulus import Overlays
+
+        overlays = Overlays.parse(args.overlays)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    if args.export:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # headless: no display needed
+    try:
+        from PySide6.QtWidgets import QApplication
+
+        from .analysis.replay import ReplayData
+    except ImportError as exc:
+        _err(f"the replay cannot start: {exc}")
+        return EXIT_FAILED
+    app = QApplication.instance() or QApplication(["ifllm-lab"])
+    try:
+        data = ReplayData(args.file)
+    except SessionFileError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    for p in data.problems:
+        print(f"note: {p}", file=sys.stderr)
+    try:
+        if args.export:
+            from .ui.replay.export import export_mp4, export_png
+
+            ext = os.path.splitext(args.export)[1].lower()
+            if ext == ".png":
+                t = data.t_start + (args.at if args.at is not None else 0.0)
+                result = export_png(data, args.export, t, size=size, overlays=overlays)
+            elif ext in (".mp4", ".m4v", ".mov"):
+                t0 = None if args.start is None else data.t_start + args.start
+                t1 = None if args.end is None else data.t_start + args.end
+                if args.at is not None and args.start is None:
+                    t0 = data.t_start + args.at
+                result = export_mp4(data, args.export, t0=t0, t1=t1, fps=args.fps, speed=args.speed, size=size,
+                                    overlays=overlays)
+            else:
+                _err(f"--export must end in .png or .mp4, not {ext or 'nothing'}")
+                return EXIT_BAD_INPUT
+            print(json.dumps(result))
+            return EXIT_OK
+        from .ui.replay.window import ReplayWindow
+
+        win = ReplayWindow(data, overlays=overlays)
+        win.resize(1600, 950)
+        if args.at is not None:
+            win.seek(data.t_start + args.at)
+        win.show()
+        return app.exec()
+    except (OSError, ValueError) as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    finally:
+        data.close()
 
 
 # -- app ----------------------------------------------------------------------------------
@@ -243,6 +334,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--screenshot", default=None, metavar="PNG", help="with --check: save the window")
     s.set_defaults(func=cmd_app)
 
+    s = sub.add_parser("replay", help="replay a session with gaze, fixation and mouse overlays",
+                       description="Opens the replay window: the stimulus as the participant saw it with gaze, "
+                                   "fixations, scanpath, heatmap, mouse and AOI overlays, the timeline, the turn, "
+                                   "AOI metrics and data quality. With --export it renders headless instead: "
+                                   "OUT.png at --at SECONDS, or OUT.mp4 of --from/--to (default: all).\n"
+                                   "Times are seconds from the start of the session.")
+    s.add_argument("file", metavar="FILE.h5")
+    s.add_argument("--export", default=None, metavar="OUT.png|OUT.mp4")
+    s.add_argument("--at", type=float, default=None, metavar="SECONDS", help="the moment (PNG) or start (MP4)")
+    s.add_argument("--from", dest="start", type=float, default=None, metavar="SECONDS", help="MP4 start")
+    s.add_argument("--to", dest="end", type=float, default=None, metavar="SECONDS", help="MP4 end")
+    s.add_argument("--fps", type=float, default=30.0, help="MP4 frame rate (default 30)")
+    s.add_argument("--speed", type=float, default=1.0, help="MP4: session seconds per video second (default 1)")
+    s.add_argument("--size", default="1280x720", metavar="WxH", help="exported image size (default 1280x720)")
+    s.add_argument("--overlays", default=None, metavar="LIST",
+                   help="comma list of text,gaze,fixations,scanpath,heatmap,mouse,clicks,aoi (or 'all'; "
+                        "default: text,gaze,fixations,scanpath,mouse,clicks)")
+    s.set_defaults(func=cmd_replay)
+
     s = sub.add_parser("import-ifllm", formatter_class=argparse.RawDescriptionHelpFormatter,
                        help="import the public IFLLM release into session files",
                        description="Import the public IFLLM release (its folder or .tar.xz) into one session "
@@ -289,11 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "frames of a video (default: a rendered face video), end-to-end fps and "
                                    "frame-to-sample latency.\n"
                                    "llm: load time, first-token latency and tokens/s of the local model.")
-    s.add_argument("what", choices=("record", "gaze", "llm"))
+    s.add_argument("what", choices=("record", "gaze", "llm", "replay"))
+    s.add_argument("file", nargs="?", default=None, metavar="FILE.h5",
+                   help="replay: the session to measure (default: a synthetic one-hour session)")
+    s.add_argument("--size", default=None, metavar="WxH", help="replay: rendered frame size (default 1280x720)")
     s.add_argument("--video", default=None, help="gaze: a video file of a face (default: render one)")
     s.add_argument("--frames", type=int, default=300, help="gaze: frames to use (default 300)")
     s.add_argument("--model", default=None, help="llm: a .gguf file (default: the bundled small model)")
-    s.add_argument("--seconds", type=float, default=10.0, help="length of the paced run (s)")
+    s.add_argument("--seconds", type=float, default=None,
+                   help="record: length of the paced run (default 10 s); replay: length of the synthetic session "
+                        "(default 3600 s)")
     s.add_argument("--mouse-hz", type=float, default=1000.0)
     s.add_argument("--gaze-hz", type=float, default=60.0)
     s.add_argument("--flood-rows", type=int, default=1_000_000, help="rows for the capacity measurement")

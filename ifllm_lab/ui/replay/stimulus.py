@@ -1,0 +1,408 @@
+"""Drawing one moment of a session: what the participant saw, and the overlays.
+
+:class:`StimulusRenderer` paints with a ``QPainter`` into any rectangle (the replay
+window's view, or an offscreen image for PNG / MP4 export), mapping the participant's
+screen (px) into it with one uniform scale. No widget state: everything it draws at time
+``t`` comes from :class:`~ifllm_lab.analysis.replay.ReplayData` and the
+:class:`Overlays` switches.
+
+The stimulus is rebuilt from the session's text layout at ``t``: the panel of every
+answer (and the prompt), and every word at its recorded screen box (scroll included), in
+the study's reading colours. For imported IFLLM sessions the layout is the one rebuilt
+from the release's relative positions and character indices (page px).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QPolygonF
+
+from ...session.schema import LayoutLevel
+from .. import style
+
+__all__ = ["Overlays", "StimulusRenderer", "render_image", "OVERLAY_NAMES"]
+
+GAZE = QColor(255, 196, 0)
+FIXATION = QColor(64, 170, 255)
+MOUSE = QColor(120, 230, 120)
+CLICK = QColor(255, 90, 90)
+PANEL = QColor("#2f2f2f")
+PANEL_EDGE = QColor("#4a4a4a")
+WORD = QColor("#d8d8d8")
+PROMPT = QColor("#bcbcbc")
+
+
+@dataclass
+class Overlays:
+    """Which overlays are drawn, and their time windows (seconds before ``t``)."""
+
+    text: bool = True
+    gaze: bool = True
+    gaze_trail_s: float = 1.0
+    fixations: bool = True
+    fixation_window_s: float = 4.0
+    scanpath: bool = True
+    heatmap: bool = False
+    mouse: bool = True
+    mouse_trail_s: float = 1.5
+    clicks: bool = True
+    aoi: bool = False  # word boxes tinted by the gaze dwell on them so far in the turn
+
+    @classmethod
+    def parse(cls, spec: str | None) -> "Overlays":
+        """"gaze,fixations,heatmap" -> those on, the rest off; None / "default" -> defaults;
+        "all" -> every one on."""
+        if spec is None or spec.strip() in ("", "default"):
+            return cls()
+        names = {n.strip() for n in spec.split(",") if n.strip()}
+        known = set(OVERLAY_NAMES)
+        if "all" in names:
+            names = known
+        unknown = names - known
+        if unknown:
+            raise ValueError(f"unknown overlay(s) {', '.join(sorted(unknown))}; known: {', '.join(OVERLAY_NAMES)}")
+        o = cls(**{n: (n in names) for n in OVERLAY_NAMES})
+        return o
+
+
+OVERLAY_NAMES = tuple(f.name for f in fields(Overlays) if f.type in ("bool", bool))
+
+
+def _heat_colour_table() -> list[int]:
+    """A transparent-to-hot colour table (alpha grows with density)."""
+    out = []
+    for i in range(256):
+        v = i / 255.0
+        r = int(255 * min(1.0, 2.0 * v))
+        g = int(255 * max(0.0, min(1.0, 2.0 * v - 0.5)))
+        b = int(80 * max(0.0, 1.0 - 3.0 * v))
+        a = int(200 * min(1.0, v * 1.6))
+        out.append((a << 24) | (r << 16) | (g << 8) | b)
+    return out
+
+
+_HEAT_TABLE = _heat_colour_table()
+
+
+TEXT_LAYERS = 8  # drawn text layers kept (a 1600x900 layer is 5.8 MB)
+
+
+class StimulusRenderer:
+    """Paints the stimulus and the overlays of one moment (see the module docstring)."""
+
+    def __init__(self, data):
+        self.data = data
+        self._font_cache: dict[int, tuple[QFont, QFontMetricsF]] = {}
+        self._heat_cache: tuple | None = None
+        self._dwell_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._fix = None  # fixations, once computed (set_fixations)
+        self._text_cache: dict[tuple, QImage] = {}  # layout state and size -> drawn panels and words
+
+    # -- inputs computed elsewhere ---------------------------------------------------------
+    def set_fixations(self, events) -> None:
+        """Fixations (``Events``) to draw; None until they are ready."""
+        self._fix = events.fixations() if events is not None else None
+
+    # -- geometry ----------------------------------------------------------------------------
+    def transform(self, rect: QRectF) -> tuple[float, float, float]:
+        """(scale, dx, dy): screen px -> ``rect`` (uniform scale, centred)."""
+        sw, sh = self.data.screen_px
+        s = min(rect.width() / sw, rect.height() / sh)
+        dx = rect.left() + (rect.width() - sw * s) / 2
+        dy = rect.top() + (rect.height() - sh * s) / 2
+        return s, dx, dy
+
+    def _font(self, px: int) -> tuple[QFont, QFontMetricsF]:
+        px = max(4, min(200, int(px)))
+        f = self._font_cache.get(px)
+        if f is None:
+            font = QFont(style.FONT_FAMILY)
+            font.setPixelSize(px)
+            f = self._font_cache[px] = (font, QFontMetricsF(font))
+        return f
+
+    # -- painting ----------------------------------------------------------------------------
+    def paint(self, p: QPainter, rect: QRectF, t: float, overlays: Overlays) -> None:
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.fillRect(rect, style.BACKGROUND)
+        s, dx, dy = self.transform(rect)
+        sw, sh = self.data.screen_px
+        screen = QRectF(dx, dy, sw * s, sh * s)
+        p.setPen(QPen(PANEL_EDGE, 1))
+        p.drawRect(screen)
+        p.setClipRect(screen)
+        boxes = None
+        if overlays.text or overlays.aoi:
+            layout = self.data.layout(wait=False)
+            if layout is not None:
+                try:
+                    boxes = layout.boxes_at(t)
+                except Exception:
+                    boxes = None
+        if boxes is not None and len(boxes):
+            self._paint_text(p, boxes, s, dx, dy, overlays, t)
+        if overlays.heatmap:
+            self._paint_heatmap(p, t, s, dx, dy)
+        if overlays.fixations or overlays.scanpath:
+            self._paint_fixations(p, t, s, dx, dy, overlays)
+        if overlays.mouse or overlays.clicks:
+            self._paint_mouse(p, t, s, dx, dy, overlays)
+        if overlays.gaze:
+            self._paint_gaze(p, t, s, dx, dy, overlays)
+        p.restore()
+
+    def _paint_text(self, p, boxes, s, dx, dy, overlays, t) -> None:
+        """Answer panels and words, then the AOI dwell tint. Panels and words are drawn
+        once per layout state and size into a cached transparent layer (the layout changes
+        only on a new snapshot or a scroll; drawing hundreds of words every frame would
+        cap playback well below 60 fps); the last few layers are kept for scrubbing."""
+        levels = boxes["level"]
+        words = boxes[levels == int(LayoutLevel.WORD)]
+        dev = p.device()
+        size = (dev.width(), dev.height()) if dev is not None else (0, 0)
+        key = (size, round(s, 6), round(dx, 2), round(dy, 2), len(boxes), float(boxes["x0"].sum()),
+               float(boxes["y0"].sum()), float(boxes["y1"].sum()), bool(overlays.text))
+        layer = self._text_cache.get(key)
+        if layer is None:
+            layer = self._layer(size)
+            q = QPainter(layer)
+            q.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            panels = boxes[(levels == int(LayoutLevel.RESPONSE)) | (levels == int(LayoutLevel.PROMPT))]
+            q.setPen(QPen(PANEL_EDGE, 1))
+            q.setBrush(QBrush(PANEL))
+            for b in panels:
+                r = QRectF(dx + b["x0"] * s, dy + b["y0"] * s, (b["x1"] - b["x0"]) * s, (b["y1"] - b["y0"]) * s)
+                if r.width() > 1 and r.height() > 1:
+                    q.drawRoundedRect(r, 6 * s, 6 * s)
+            if overlays.text and len(words):
+                self._draw_words(q, words, s, dx, dy)
+            q.end()
+            self._text_cache[key] = layer
+            while len(self._text_cache) > TEXT_LAYERS:  # least recently made first
+                self._text_cache.pop(next(iter(self._text_cache)))
+        else:  # most recently used last
+            self._text_cache[key] = self._text_cache.pop(key)
+        p.drawImage(0, 0, layer)
+        if overlays.aoi and len(words):  # a translucent tint over the words by dwell so far
+            dwell = self._dwell(t, words)
+            if dwell is not None and len(dwell) and float(dwell.max()) > 0:
+                top = float(dwell.max())
+                for b, d in zip(words[dwell > 0], dwell[dwell > 0]):
+                    a = int(30 + 120 * min(1.0, d / top))
+                    p.fillRect(QRectF(dx + b["x0"] * s, dy + b["y0"] * s, (b["x1"] - b["x0"]) * s,
+                                      (b["y1"] - b["y0"]) * s), QColor(64, 170, 255, a))
+
+    @staticmethod
+    def _layer(size) -> QImage:
+        img = QImage(max(1, size[0]), max(1, size[1]), QImage.Format.Format_ARGB32_Premultiplied)
+        img.fill(0)
+        return img
+
+    def _draw_words(self, p, words, s, dx, dy) -> None:
+        # the font size that makes the words as wide as their recorded boxes (median over
+        # the longer words), capped by the line height
+        h = float(np.median(words["y1"] - words["y0"])) * s
+        _, ref = self._font(100)
+        long = [(b["text"], (b["x1"] - b["x0"]) * s) for b in words[:400] if len(b["text"]) >= 4]
+        ratios = [w / ref.horizontalAdvance(txt) for txt, w in long if ref.horizontalAdvance(txt) > 0]
+        px = 100.0 * float(np.median(ratios)) if ratios else h / 1.75
+        font, fm = self._font(min(px, h * 0.8))
+        p.setFont(font)
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for b in words:
+            text = b["text"]
+            if not text:
+                continue
+            r = QRectF(dx + b["x0"] * s, dy + b["y0"] * s, (b["x1"] - b["x0"]) * s, (b["y1"] - b["y0"]) * s)
+            if r.bottom() < 0 or r.width() <= 0:
+                continue
+            p.setPen(PROMPT if int(b["response"]) < 0 else WORD)
+            adv = fm.horizontalAdvance(text)
+            if adv > r.width() * 1.02 and adv > 0:  # squeeze to the recorded box
+                p.save()
+                p.translate(r.left(), r.top())
+                p.scale(r.width() / adv, 1.0)
+                p.drawText(QRectF(0, 0, adv, r.height()), flags, text)
+                p.restore()
+            else:
+                p.drawText(r, flags, text)
+
+    def _dwell(self, t, words) -> np.ndarray | None:
+        """Gaze dwell (s) on each word box of ``words`` from the start of the turn to ``t``."""
+        data = self.data
+        turn = data.turn_at(t)
+        layout = data.layout()
+        if turn is None or layout is None:
+            return None
+        cached = self._dwell_cache.get(turn.turn)
+        if cached is None:
+            g = data.gaze_window(turn.t, turn.t_end if math.isfinite(turn.t_end) else data.t_end)
+            keep = g["valid"]
+            tt, xx, yy = g["t"][keep], g["x"][keep], g["y"][keep]
+            if len(tt) == 0:
+                cached = (np.zeros(0), np.zeros(0, np.int64))
+            else:
+                m = layout.map_points(tt, xx, yy)
+                dt = np.diff(tt, append=tt[-1])
+                dt = np.clip(dt, 0, 0.1)
+                key = np.where(m["word"] >= 0, (m["response"].astype(np.int64) + 2) * 1_000_000 + m["word"], -1)
+                cached = (tt, key, dt)
+            self._dwell_cache[turn.turn] = cached
+        if len(cached[0]) == 0:
+            return np.zeros(len(words))
+        tt, key, dt = cached
+        n = int(np.searchsorted(tt, t, "right"))
+        k, w = key[:n], dt[:n]
+        ok = k >= 0
+        if not ok.any():
+            return np.zeros(len(words))
+        uniq, inv = np.unique(k[ok], return_inverse=True)
+        sums = np.bincount(inv, weights=w[ok])
+        wkey = (words["response"].astype(np.int64) + 2) * 1_000_000 + words["index"].astype(np.int64)
+        pos = np.searchsorted(uniq, wkey)
+        pos = np.clip(pos, 0, len(uniq) - 1)
+        return np.where(uniq[pos] == wkey, sums[pos], 0.0)
+
+    def _paint_heatmap(self, p, t, s, dx, dy) -> None:
+        data = self.data
+        turn = data.turn_at(t)
+        t0 = turn.t if turn is not None else max(data.t_start, t - 60.0)
+        key = (round(t0, 3), round(t * 4) / 4)
+        if self._heat_cache is None or self._heat_cache[0] != key:
+            from ...analysis.heatmap import heatmap
+
+            g = data.gaze_window(t0, t)
+            keep = g["valid"]
+            sw, sh = data.screen_px
+            scale = 0.25
+            if keep.sum() < 2:
+                self._heat_cache = (key, None)
+            else:
+                sigma = max(8.0, 0.03 * min(sw, sh))
+                hm = heatmap(g["x"][keep], g["y"][keep], width=sw, height=sh, sigma_px=sigma, scale=scale)
+                top = float(hm.max())
+                if top <= 0:
+                    self._heat_cache = (key, None)
+                else:
+                    img8 = np.ascontiguousarray(np.clip(hm / top * 255.0, 0, 255).astype(np.uint8))
+                    qimg = QImage(img8.data, img8.shape[1], img8.shape[0], img8.shape[1],
+                                  QImage.Format.Format_Indexed8)
+                    qimg.setColorTable(_HEAT_TABLE)
+                    self._heat_cache = (key, qimg.copy())
+        img = self._heat_cache[1]
+        if img is not None:
+            sw, sh = data.screen_px
+            p.drawImage(QRectF(dx, dy, sw * s, sh * s), img)
+
+    def _paint_fixations(self, p, t, s, dx, dy, overlays) -> None:
+        fx = self._fix
+        if fx is None or not len(fx):
+            return
+        t0 = t - overlays.fixation_window_s
+        on = fx.onset
+        i0, i1 = np.searchsorted(on, [t0, t])
+        if i1 <= i0:
+            return
+        xs = dx + fx.x[i0:i1] * s
+        ys = dy + fx.y[i0:i1] * s
+        dur = np.minimum(fx.duration[i0:i1], np.maximum(0.0, t - on[i0:i1]))
+        if overlays.scanpath and i1 - i0 > 1:
+            _polyline(p, xs, ys, FIXATION, 150, max(1.0, 2 * s))
+        if not overlays.fixations:
+            return
+        font, _ = self._font(max(9, 26 * s))
+        p.setFont(font)
+        for k, (x, y, d) in enumerate(zip(xs, ys, dur)):
+            if not (math.isfinite(x) and math.isfinite(y)):
+                continue
+            r = (10.0 + 45.0 * math.sqrt(max(d, 0.0))) * max(s, 0.3)
+            age = (t - on[i0 + k]) / max(overlays.fixation_window_s, 1e-6)
+            alpha = int(200 * (1.0 - 0.7 * min(1.0, age)))
+            p.setPen(QPen(QColor(FIXATION.red(), FIXATION.green(), FIXATION.blue(), alpha), max(1.0, 2.5 * s)))
+            p.setBrush(QColor(FIXATION.red(), FIXATION.green(), FIXATION.blue(), alpha // 4))
+            p.drawEllipse(QPointF(x, y), r, r)
+            p.setPen(QColor(255, 255, 255, alpha))
+            p.drawText(QRectF(x - r, y - r, 2 * r, 2 * r), int(Qt.AlignmentFlag.AlignCenter), str(i0 + k + 1))
+
+    def _paint_mouse(self, p, t, s, dx, dy, overlays) -> None:
+        m = self.data.mouse_window(t - max(overlays.mouse_trail_s, 0.5), t + 1e-6)
+        if not len(m["t"]):
+            return
+        if overlays.mouse:
+            ok = np.isfinite(m["x"]) & np.isfinite(m["y"])
+            xs, ys = dx + m["x"][ok] * s, dy + m["y"][ok] * s
+            if len(xs) > 1:
+                step = max(1, len(xs) // 400)  # a 1 kHz trail is drawn from every n-th point
+                xs, ys = xs[::step], ys[::step]
+                _polyline(p, xs, ys, MOUSE, 170, max(1.0, 2 * s))
+            if len(xs):
+                c = QPointF(xs[-1], ys[-1])
+                p.setPen(QPen(QColor(0, 0, 0, 200), 1))
+                p.setBrush(MOUSE)
+                arrow = QPainterPath(c)
+                k = max(6.0, 18 * s)
+                arrow.lineTo(c + QPointF(0, k))
+                arrow.lineTo(c + QPointF(k * 0.3, k * 0.75))
+                arrow.lineTo(c + QPointF(k * 0.7, k * 0.7))
+                arrow.closeSubpath()
+                p.drawPath(arrow)
+        if overlays.clicks:
+            from ...session.schema import MouseKind
+
+            press = m["kind"] == int(MouseKind.PRESS)
+            for x, y, tc in zip(m["x"][press], m["y"][press], m["t"][press]):
+                age = (t - tc) / max(overlays.mouse_trail_s, 0.5)
+                r = max(5.0, 22 * s) * (0.5 + age)
+                p.setPen(QPen(QColor(CLICK.red(), CLICK.green(), CLICK.blue(), int(230 * (1 - 0.8 * age))),
+                              max(1.5, 3 * s)))
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawEllipse(QPointF(dx + x * s, dy + y * s), r, r)
+
+    def _paint_gaze(self, p, t, s, dx, dy, overlays) -> None:
+        g = self.data.gaze_window(t - overlays.gaze_trail_s, t + 1e-6)
+        keep = g["valid"]
+        if not keep.any():
+            return
+        tt, xs, ys = g["t"][keep], dx + g["x"][keep] * s, dy + g["y"][keep] * s
+        # the fading trail: dots batched into a few alpha steps (one drawPoints call each)
+        age = (t - tt) / max(overlays.gaze_trail_s, 1e-6)
+        step = np.minimum(5, (np.clip(age, 0, 1) * 6).astype(int))
+        r = max(4.0, 12 * s)
+        for k in range(6):
+            sel = step == k
+            if not sel.any():
+                continue
+            a = int(220 * (1.0 - (k + 0.5) / 6) ** 1.5)
+            pen = QPen(QColor(GAZE.red(), GAZE.green(), GAZE.blue(), a), r)
+            pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+            p.setPen(pen)
+            p.drawPoints(QPolygonF([QPointF(x, y) for x, y in zip(xs[sel], ys[sel])]))
+        # the current gaze point: a ring
+        p.setPen(QPen(QColor(GAZE.red(), GAZE.green(), GAZE.blue(), 240), max(2.0, 3 * s)))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        r = max(6.0, 16 * s)
+        p.drawEllipse(QPointF(xs[-1], ys[-1]), r, r)
+
+
+def _polyline(p: QPainter, xs, ys, colour: QColor, alpha: int, width: float) -> None:
+    """One open polyline through the finite points (xs, ys)."""
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    pts = QPolygonF([QPointF(x, y) for x, y in zip(xs[ok], ys[ok])])
+    p.setPen(QPen(QColor(colour.red(), colour.green(), colour.blue(), alpha), width))
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.drawPolyline(pts)
+
+
+def render_image(renderer: StimulusRenderer, t: float, size: tuple[int, int], overlays: Overlays) -> QImage:
+    """One frame at ``t`` as an RGB image of ``size`` px (headless: no window needed)."""
+    img = QImage(int(size[0]), int(size[1]), QImage.Format.Format_RGB32)
+    p = QPainter(img)
+    try:
+        renderer.paint(p, QRectF(0, 0, size[0], size[1]), t, overlays)
+    finally:
+        p.end()
+    return img

@@ -1,0 +1,397 @@
+"""The replay window: the stimulus with overlays, the timeline, and the side panels.
+
+Keys: Space play / pause; Left / Right 1 s back / on (Shift: 10 s, Alt: one frame of
+1/60 s); Home / End; PageUp / PageDown previous / next turn; ``[`` / ``]`` slower /
+faster (0.25x-8x); G gaze, F fixations, S scanpath, H heatmap, M mouse, C clicks,
+A AOI dwell, T text.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence, QPainter, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QPushButton, QSplitter, QTableWidget,
+    QTableWidgetItem, QTabWidget, QTextBrowser, QVBoxLayout, QWidget,
+)
+
+from ...analysis.replay import ReplayData
+from .. import style
+from .stimulus import OVERLAY_NAMES, Overlays, StimulusRenderer
+from .timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ReplayWindow", "StimulusView", "SPEEDS"]
+
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+_KEYS = {"gaze": "G", "fixations": "F", "scanpath": "S", "heatmap": "H", "mouse": "M", "clicks": "C", "aoi": "A",
+         "text": "T"}
+
+
+class StimulusView(QWidget):
+    """Paints :class:`StimulusRenderer` at the window's current time."""
+
+    def __init__(self, renderer: StimulusRenderer, overlays: Overlays, parent=None):
+        super().__init__(parent)
+        self.renderer = renderer
+        self.overlays = overlays
+        self.t = renderer.data.t_start
+        self.setMinimumSize(320, 200)
+        self.last_paint_ms = 0.0
+
+    def set_time(self, t: float) -> None:
+        self.t = t
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt name
+        t0 = time.perf_counter()
+        p = QPainter(self)
+        try:
+            self.renderer.paint(p, QRectF(self.rect()), self.t, self.overlays)
+        finally:
+            p.end()
+        self.last_paint_ms = (time.perf_counter() - t0) * 1000.0
+
+
+class ReplayWindow(QMainWindow):
+    """Replays one session (see the module docstring for the keys).
+
+    ``time_changed(t)`` follows the cursor; ``fixations_ready()`` fires once the
+    fixations are detected (in a worker thread; the window is usable before)."""
+
+    time_changed = Signal(float)
+    fixations_ready = Signal()
+    _fix_done = Signal(object)
+    _speed_done = Signal(object)
+    _metrics_done = Signal()
+    _layout_done = Signal()
+
+    def __init__(self, data: ReplayData, *, overlays: Overlays | None = None, detect: bool = True, parent=None):
+        super().__init__(parent)
+        self.data = data
+        self.setWindowTitle(f"IFLLM Lab replay - {data.path}")
+        self.overlays = overlays or Overlays()
+        self.renderer = StimulusRenderer(data)
+        self.view = StimulusView(self.renderer, self.overlays)
+        self.timeline = Timeline(data)
+        self.t = data.t_start
+        self.speed = 1.0
+        self.playing = False
+        self.events = None
+        self._play_timer = QTimer(self)
+        self._play_timer.setInterval(16)
+        self._play_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._play_timer.timeout.connect(self._tick)
+        self._last_tick = 0.0
+        self._shown_turn = None
+
+        # -- controls
+        self.play_button = QPushButton("Play")
+        self.play_button.setObjectName("play")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.speed_box = QComboBox()
+        self.speed_box.setObjectName("speed")
+        for s in SPEEDS:
+            self.speed_box.addItem(f"{s:g}x", s)
+        self.speed_box.setCurrentIndex(SPEEDS.index(1.0))
+        self.speed_box.currentIndexChanged.connect(lambda i: self.set_speed(SPEEDS[i]))
+        self.time_label = QLabel()
+        self.time_label.setObjectName("time")
+        self.prev_turn_button = QPushButton("< Turn")
+        self.next_turn_button = QPushButton("Turn >")
+        self.prev_turn_button.clicked.connect(lambda: self.jump_turn(-1))
+        self.next_turn_button.clicked.connect(lambda: self.jump_turn(+1))
+        self.overlay_boxes: dict[str, QCheckBox] = {}
+        bar = QHBoxLayout()
+        bar.addWidget(self.play_button)
+        bar.addWidget(self.speed_box)
+        bar.addWidget(self.prev_turn_button)
+        bar.addWidget(self.next_turn_button)
+        bar.addWidget(self.time_label, 1)
+        for name in OVERLAY_NAMES:
+            box = QCheckBox(f"{name} ({_KEYS.get(name, '')})")
+            box.setObjectName(f"overlay_{name}")
+            box.setChecked(getattr(self.overlays, name))
+            box.toggled.connect(lambda on, n=name: self.set_overlay(n, on))
+            self.overlay_boxes[name] = box
+            bar.addWidget(box)
+
+        # -- side panels
+        self.banner = QLabel()
+        self.banner.setObjectName("problems")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet(f"color: {style.WARN.name()}; padding: 4px;")
+        self.turn_panel = QTextBrowser()
+        self.turn_panel.setObjectName("turn_panel")
+        self.metrics_table = QTableWidget(0, 7)
+        self.metrics_table.setObjectName("aoi_metrics")
+        self.metrics_table.setHorizontalHeaderLabels(
+            ["AOI", "dwell s", "fixations", "first fix s", "revisits", "coverage", "regressions"])
+        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.quality_panel = QTextBrowser()
+        self.quality_panel.setObjectName("quality_panel")
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.turn_panel, "Turn")
+        self.tabs.addTab(self.metrics_table, "AOI metrics")
+        self.tabs.addTab(self.quality_panel, "Data quality")
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.view)
+        top.addWidget(self.tabs)
+        top.setStretchFactor(0, 3)
+        top.setStretchFactor(1, 1)
+        main = QSplitter(Qt.Orientation.Vertical)
+        main.addWidget(top)
+        main.addWidget(self.timeline)
+        main.setStretchFactor(0, 3)
+        main.setStretchFactor(1, 1)
+        main.setSizes([560, 340])
+        top.setSizes([1150, 420])
+        self.splitters = (main, top)
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self.banner)
+        lay.addWidget(main, 1)
+        lay.addLayout(bar)
+        self.setCentralWidget(central)
+        self.setStyleSheet(_STYLE)
+        self.timeline.time_changed.connect(self.seek)
+
+        self._shortcuts()
+        self._fill_quality()
+        self.banner.setVisible(bool(data.problems))
+        self.banner.setText("  \u2022 ".join(["This session has problems:"] + data.problems))
+        self._metrics: dict[int, list[dict]] = {}
+        self._metrics_lock = threading.Lock()
+        self._fix_done.connect(self._fixations_arrived, Qt.ConnectionType.QueuedConnection)
+        self._speed_done.connect(lambda sp: self.timeline.set_mouse_speed(*sp), Qt.ConnectionType.QueuedConnection)
+        self._metrics_done.connect(lambda: self._fill_metrics(self._shown_turn), Qt.ConnectionType.QueuedConnection)
+        self._layout_done.connect(self.view.update, Qt.ConnectionType.QueuedConnection)
+        self.seek(data.t_start)
+        if detect:
+            threading.Thread(target=self._detect, name="replay-fixations", daemon=True).start()
+
+    # -- keys --------------------------------------------------------------------------------
+    def _shortcuts(self) -> None:
+        def key(seq, fn):
+            QShortcut(QKeySequence(seq), self, activated=fn)
+
+        key("Space", self.toggle_play)
+        key("Right", lambda: self.seek(self.t + 1.0))
+        key("Left", lambda: self.seek(self.t - 1.0))
+        key("Shift+Right", lambda: self.seek(self.t + 10.0))
+        key("Shift+Left", lambda: self.seek(self.t - 10.0))
+        key("Alt+Right", lambda: self.seek(self.t + 1 / 60))
+        key("Alt+Left", lambda: self.seek(self.t - 1 / 60))
+        key("Home", lambda: self.seek(self.data.t_start))
+        key("End", lambda: self.seek(self.data.t_end))
+        key("PgDown", lambda: self.jump_turn(+1))
+        key("PgUp", lambda: self.jump_turn(-1))
+        key("]", lambda: self.step_speed(+1))
+        key("[", lambda: self.step_speed(-1))
+        for name, k in _KEYS.items():
+            key(k, lambda n=name: self.overlay_boxes[n].toggle())
+
+    # -- time ----------------------------------------------------------------------------------
+    @Slot(float)
+    def seek(self, t: float) -> None:
+        d = self.data
+        t = float(min(max(t, d.t_start), d.t_end))
+        self.t = t
+        self.view.set_time(t)
+        self.timeline.set_time(t)
+        turn = d.turn_at(t)
+        self.time_label.setText(
+            f"{t - d.t_start:8.2f} s / {d.duration:.1f} s" + (f"   turn {turn.turn + 1}" if turn else "")
+            + f"   {self.speed:g}x")
+        if turn is not self._shown_turn:
+            self._shown_turn = turn
+            self._fill_turn(turn)
+            self._fill_metrics(turn)
+        self.time_changed.emit(t)
+
+    def toggle_play(self) -> None:
+        self.playing = not self.playing
+        self.play_button.setText("Pause" if self.playing else "Play")
+        if self.playing:
+            if self.t >= self.data.t_end:
+                self.seek(self.data.t_start)
+            self._last_tick = time.perf_counter()
+            self._play_timer.start()
+        else:
+            self._play_timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        dt = now - self._last_tick
+        self._last_tick = now
+        t = self.t + dt * self.speed
+        if t >= self.data.t_end:
+            self.seek(self.data.t_end)
+            self.toggle_play()
+            return
+        self.seek(t)
+
+    def set_speed(self, speed: float) -> None:
+        self.speed = float(speed)
+        i = SPEEDS.index(speed) if speed in SPEEDS else None
+        if i is not None and self.speed_box.currentIndex() != i:
+            self.speed_box.setCurrentIndex(i)
+        self.seek(self.t)
+
+    def step_speed(self, direction: int) -> None:
+        i = SPEEDS.index(self.speed) if self.speed in SPEEDS else SPEEDS.index(1.0)
+        self.set_speed(SPEEDS[max(0, min(len(SPEEDS) - 1, i + direction))])
+
+    def jump_turn(self, direction: int) -> None:
+        starts = [tt.t for tt in self.data.turns]
+        if not starts:
+            return
+        if direction > 0:
+            later = [s for s in starts if s > self.t + 1e-6]
+            if later:
+                self.seek(later[0])
+        else:
+            earlier = [s for s in starts if s < self.t - 0.5]
+            self.seek(earlier[-1] if earlier else self.data.t_start)
+
+    def set_overlay(self, name: str, on: bool) -> None:
+        setattr(self.overlays, name, bool(on))
+        if self.overlay_boxes[name].isChecked() != bool(on):
+            self.overlay_boxes[name].setChecked(bool(on))
+        self.view.update()
+
+    # -- fixations -------------------------------------------------------------------------------
+    def _detect(self) -> None:  # worker thread
+        """Everything that reads or computes over the whole session, after the window is up:
+        the cursor-speed curve, the fixations, then the AOI metrics of every turn."""
+        try:
+            self.data.layout()
+            self._layout_done.emit()
+        except Exception:
+            log.exception("layout failed")
+        try:
+            self._speed_done.emit(self.data.mouse_speed())
+        except Exception:
+            log.exception("mouse speed failed")
+        try:
+            ev = self.data.fixations()
+        except Exception as exc:
+            log.exception("fixation detection failed")
+            self._fix_done.emit(exc)
+            return
+        self._fix_done.emit(ev)
+        for turn in self.data.turns:
+            self._metrics_for(turn, ev)
+        self._metrics_done.emit()
+
+    def _metrics_for(self, turn, ev) -> list[dict]:
+        key = turn.turn
+        with self._metrics_lock:
+            if key in self._metrics:
+                return self._metrics[key]
+        layout = self.data.layout()
+        if layout is None:
+            rows = []
+        else:
+            try:
+                from ...analysis.metrics import turn_metrics
+
+                rows = turn_metrics(ev.fixations(), layout, self.data, turn)
+            except Exception as exc:
+                log.exception("AOI metrics failed")
+                rows = [{"aoi": f"metrics failed: {exc}"}]
+        with self._metrics_lock:
+            self._metrics[key] = rows
+        return rows
+
+    @Slot(object)
+    def _fixations_arrived(self, ev) -> None:
+        if isinstance(ev, Exception):
+            self.data.problems.append(f"fixations could not be detected: {ev}")
+            self.banner.setText("  \u2022 ".join(["This session has problems:"] + self.data.problems))
+            self.banner.show()
+            return
+        self.events = ev
+        self.renderer.set_fixations(ev)
+        self._fill_metrics(self._shown_turn)
+        self.view.update()
+        self.fixations_ready.emit()
+
+    # -- panels -------------------------------------------------------------------------------
+    def _fill_turn(self, turn) -> None:
+        if turn is None:
+            self.turn_panel.setHtml("<p><i>No turn at this moment.</i></p>")
+            return
+        esc = _esc
+        parts = [f"<h3>Turn {turn.turn + 1} ({turn.mode})</h3>",
+                 f"<p><b>Question</b><br>{esc(turn.prompt)}</p>"]
+        names = {0: "Answer", 1: "Response 1", 2: "Response 2"}
+        for r, text in turn.responses.items():
+            side = ""
+            if turn.mode == "pairwise" and turn.swapped in (0, 1):
+                side = " (shown right)" if (r == 1) == bool(turn.swapped) else " (shown left)"
+            lk = turn.likert.get(r, -1)
+            parts.append(f"<p><b>{names[r]}</b>{side} &middot; {esc(turn.models.get(r, ''))} &middot; "
+                         f"Likert {lk if lk > 0 else '&ndash;'}<br>{esc(text)}</p>")
+        if turn.mode == "pairwise":
+            parts.append(f"<p><b>Preference:</b> {esc(turn.preference_text())}</p>")
+        self.turn_panel.setHtml("".join(parts))
+
+    def _fill_metrics(self, turn) -> None:
+        table = self.metrics_table
+        table.setRowCount(0)
+        if turn is None or self.events is None:
+            return
+        with self._metrics_lock:
+            rows = self._metrics.get(turn.turn)
+        if rows is None:  # not computed yet in the background: this turn now
+            rows = self._metrics_for(turn, self.events)
+        table.setRowCount(len(rows))
+        cols = ("aoi", "dwell_s", "fixations", "ttff_s", "revisits", "coverage", "regressions")
+        for i, row in enumerate(rows):
+            for j, key in enumerate(cols):
+                v = row.get(key, "")
+                if isinstance(v, float):
+                    v = "\u2013" if not math.isfinite(v) else (f"{v:.0%}" if key == "coverage" else f"{v:.2f}")
+                item = QTableWidgetItem(str(v))
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                table.setItem(i, j, item)
+
+    def _fill_quality(self) -> None:
+        q = self.data.quality()
+        fmt = style.fmt
+        rows = [
+            ("validation accuracy", fmt(q.validation_deg, 2, "\u00b0")),
+            ("validation precision (RMS-S2S)", fmt(q.validation_precision_deg, 2, "\u00b0")),
+            ("gaze rate", fmt(q.gaze_hz, 1, " Hz")),
+            ("valid gaze samples", "\u2013" if not math.isfinite(q.valid_fraction) else f"{q.valid_fraction:.0%}"),
+            ("gaps > 1 s", str(q.gaps)),
+            ("camera frames dropped", str(q.dropped_frames)),
+            ("log warnings / errors", f"{q.warnings} / {q.errors}"),
+        ]
+        html = "<table>" + "".join(f"<tr><td>{a}</td><td><b>{b}</b></td></tr>" for a, b in rows) + "</table>"
+        if q.problems:
+            html += "<p><b>Problems</b></p><ul>" + "".join(f"<li>{_esc(p)}</li>" for p in q.problems) + "</ul>"
+        self.quality_panel.setHtml(html)
+
+
+_STYLE = (
+    f"QMainWindow, QWidget {{ background: #2b2b2b; color: {style.TEXT.name()}; }}"
+    " QTextBrowser, QTableWidget { background: #323232; border: 1px solid #4a4a4a; }"
+    " QHeaderView::section { background: #3a3a3a; color: #d0d0d0; border: none; padding: 3px; }"
+    " QTabBar::tab { background: #3a3a3a; padding: 5px 10px; }"
+    " QTabBar::tab:selected { background: #505050; }"
+    " QPushButton, QComboBox { background: #444; border: 1px solid #666; border-radius: 4px; padding: 3px 10px; }"
+    " QSplitter::handle { background: #3a3a3a; }"
+)
+
+
+def _esc(s: str) -> str:
+    return (str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br>"))
