@@ -72,7 +72,8 @@ def test_window_on_a_recorded_session(qtbot, synthetic, tmp_path):
     win.seek(150.0)
     assert win.t == pytest.approx(150.0) and "turn 2" in win.time_label.text()
     assert win.timeline.cursors[0].value() == pytest.approx(150.0)
-    assert "question 2" in win.turn_panel.toPlainText()
+    assert win.timeline.cursors[0].value() == pytest.approx(150.0)
+    qtbot.waitUntil(lambda: "question 2" in win.turn_panel.toPlainText(), timeout=2000)  # panels follow
     assert win.metrics_table.rowCount() >= 2  # per response AOI rows
     # keys: Right = +1 s, Shift+Right = +10 s, PgDown = next turn, ] = faster, Space = play
     QTest.keyClick(win, Qt.Key.Key_Right)

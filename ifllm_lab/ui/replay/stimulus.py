@@ -87,7 +87,7 @@ def _heat_colour_table() -> list[int]:
 _HEAT_TABLE = _heat_colour_table()
 
 
-TEXT_LAYERS = 8  # drawn text layers kept (a 1600x900 layer is 5.8 MB)
+TEXT_LAYER_BUDGET = 96e6  # bytes of drawn text layers kept for scrubbing back and forth
 
 
 class StimulusRenderer:
@@ -182,7 +182,8 @@ class StimulusRenderer:
                 self._draw_words(q, words, s, dx, dy)
             q.end()
             self._text_cache[key] = layer
-            while len(self._text_cache) > TEXT_LAYERS:  # least recently made first
+            keep = max(4, int(TEXT_LAYER_BUDGET / max(1, size[0] * size[1] * 4)))
+            while len(self._text_cache) > keep:  # least recently used first
                 self._text_cache.pop(next(iter(self._text_cache)))
         else:  # most recently used last
             self._text_cache[key] = self._text_cache.pop(key)

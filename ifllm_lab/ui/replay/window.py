@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ReplayWindow", "StimulusView", "SPEEDS"]
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+PANEL_DELAY_MS = 120
 _KEYS = {"gaze": "G", "fixations": "F", "scanpath": "S", "heatmap": "H", "mouse": "M", "clicks": "C", "aoi": "A",
          "text": "T"}
 
@@ -89,6 +90,10 @@ class ReplayWindow(QMainWindow):
         self._play_timer.timeout.connect(self._tick)
         self._last_tick = 0.0
         self._shown_turn = None
+        self._panel_timer = QTimer(self)
+        self._panel_timer.setSingleShot(True)
+        self._panel_timer.setInterval(PANEL_DELAY_MS)
+        self._panel_timer.timeout.connect(self._refresh_panels)
 
         # -- controls
         self.play_button = QPushButton("Play")
@@ -174,6 +179,7 @@ class ReplayWindow(QMainWindow):
         self._metrics_done.connect(lambda: self._fill_metrics(self._shown_turn), Qt.ConnectionType.QueuedConnection)
         self._layout_done.connect(self.view.update, Qt.ConnectionType.QueuedConnection)
         self.seek(data.t_start)
+        self._refresh_panels()
         if detect:
             threading.Thread(target=self._detect, name="replay-fixations", daemon=True).start()
 
@@ -211,10 +217,15 @@ class ReplayWindow(QMainWindow):
             f"{t - d.t_start:8.2f} s / {d.duration:.1f} s" + (f"   turn {turn.turn + 1}" if turn else "")
             + f"   {self.speed:g}x")
         if turn is not self._shown_turn:
+            # the side panels follow once scrubbing pauses: the picture and the cursor
+            # move at once, the turn text and metrics table after PANEL_DELAY_MS
             self._shown_turn = turn
-            self._fill_turn(turn)
-            self._fill_metrics(turn)
+            self._panel_timer.start()
         self.time_changed.emit(t)
+
+    def _refresh_panels(self) -> None:
+        self._fill_turn(self._shown_turn)
+        self._fill_metrics(self._shown_turn)
 
     def toggle_play(self) -> None:
         self.playing = not self.playing
