@@ -219,3 +219,23 @@ def test_an_unfinished_session_opens_with_what_is_wrong(qtbot, tmp_path):
     assert "not closed cleanly" in win.quality_panel.toPlainText()
     win.close()
     data.close()
+
+
+def test_stages_are_bands_on_the_timeline(qtbot, tmp_path):
+    from ifllm_lab.session import SessionMeta, SessionWriter
+
+    path = tmp_path / "stages.h5"
+    with SessionWriter(path, SessionMeta(participant="P-S", screen_width_px=1280, screen_height_px=720)) as w:
+        t = np.arange(0, 60, 1 / 30)
+        w.put_rows("gaze", {"t": t, "x": 640 + 0 * t, "y": 360 + 0 * t, "valid": np.ones(len(t), "u1")})
+        for ts, stage in ((0.0, "consent"), (5.0, "calibration"), (20.0, "chat"), (50.0, "questionnaire")):
+            w.put("phases", (ts, "stage", json.dumps({"stage": stage})))
+    data = ReplayData(path)
+    win = ReplayWindow(data, detect=False)
+    qtbot.addWidget(win)
+    bands = win.timeline.stage_bands
+    assert [b.stage for b in bands] == ["consent", "calibration", "chat", "questionnaire"]
+    assert [tuple(round(v, 3) for v in b.getRegion()) for b in bands] == [
+        (0.0, 5.0), (5.0, 20.0), (20.0, 50.0), (50.0, round(data.t_end, 3))]
+    win.close()
+    data.close()

@@ -18,6 +18,11 @@ from .. import style
 __all__ = ["Timeline"]
 
 _TURN_BRUSHES = [QColor(90, 140, 220, 40), QColor(220, 160, 70, 40)]
+_STAGE_COLOURS = {
+    "setup": QColor(120, 120, 120), "consent": QColor(180, 180, 90), "calibration": QColor(230, 140, 60),
+    "drift": QColor(230, 190, 60), "chat": QColor(90, 170, 230), "questionnaire": QColor(170, 110, 220),
+    "done": QColor(110, 200, 120),
+}
 
 
 class _Plot(pg.PlotWidget):
@@ -67,6 +72,7 @@ class Timeline(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
         self.plots: list[_Plot] = []
+        self.stage_bands: list = []
         self.cursors: list[pg.InfiniteLine] = []
         titles = ("gaze x, y px", "mouse px/s", "scroll px")
         for i, title in enumerate(titles):
@@ -128,6 +134,24 @@ class Timeline(QWidget):
             label = pg.TextItem(f"turn {turn.turn + 1}", color=style.TEXT_DIM, anchor=(0, 0))
             label.setPos(turn.t, float(d.screen_px[0]))
             top.addItem(label, ignoreBounds=True)
+        # the study's stages (consent, calibration, chat, drift check, questionnaire ...)
+        # as bands along the top of the gaze plot
+        stages = [(t, det.get("stage", "")) for t, name, det in d.phases if name == "stage"]
+        ymax_top = float(max(d.screen_px))
+        for k, (t0, stage) in enumerate(stages[:500]):
+            t1 = stages[k + 1][0] if k + 1 < len(stages) else d.t_end
+            colour = _STAGE_COLOURS.get(stage, QColor(160, 160, 160))
+            band = pg.LinearRegionItem((t0, t1), orientation="vertical", movable=False,
+                                       brush=pg.mkBrush(colour.red(), colour.green(), colour.blue(), 70),
+                                       pen=pg.mkPen(None), span=(0.93, 1.0))
+            band.setZValue(-10)
+            band.stage = stage
+            top.addItem(band, ignoreBounds=True)
+            self.stage_bands.append(band)
+            if t1 - t0 > 0.03 * max(d.duration, 1.0):
+                label = pg.TextItem(stage, color=style.TEXT, anchor=(0, 1))
+                label.setPos(t0, ymax_top)
+                top.addItem(label, ignoreBounds=True)
         shown = 0
         for t, name, _ in d.phases:
             if shown >= 200:  # a marker per phase change; the turns are bands already
