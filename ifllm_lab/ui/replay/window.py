@@ -283,6 +283,12 @@ class ReplayWindow(QMainWindow):
         """Everything that reads or computes over the whole session, after the window is up:
         the cursor-speed curve, the fixations, then the AOI metrics of every turn."""
         try:
+            self._background()
+        except RuntimeError:  # the window (or the file) was closed meanwhile: nothing to show
+            log.debug("replay background work ended with the window", exc_info=True)
+
+    def _background(self) -> None:
+        try:
             self.data.layout()
             self._layout_done.emit()
         except Exception:
