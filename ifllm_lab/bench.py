@@ -281,7 +281,7 @@ def make_replay_session(path: str, seconds: float = 3600.0, gaze_hz: float = 60.
 
                 add(0, 0, px0, py0, px1, py1, 0, len(text))
                 add(1, 0, px0 + 20, py0 + 20, px1 - 20, py1 - 20, 0, len(text))
-                line_start, line_x0 = 0, x
+                line_start = 0
                 for i, word in enumerate(words):
                     wpx = word_px * len(word)
                     if x + wpx > px1 - 20:
@@ -349,65 +349,12 @@ def make_replay_session(path: str, seconds: float = 3600.0, gaze_hz: float = 60.
 
 def bench_replay(path: str | None = None, seconds: float = 3600.0, seeks: int = 200, frames: int = 240,
                  size: tuple[int, int] = (1280, 720), folder: str | None = None) -> dict:
-    """Replay timings on ``path`` (default: a synthetic ``seconds``-long session at 60 Hz
-    gaze and 1 kHz mouse): ``open_s`` (file open, window built, first frame painted),
-    ``seek_p95_ms`` (random seeks: state, stimulus and overlays repainted, timeline cursor
-    moved), ``render_fps`` (offscreen frames with every overlay but the heatmap, stepping
-    1/60 s)."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
+    """Replay timings (:func:`ifllm_lab.ui.replay.run.measure_replay`) on ``path``, or on a
+    synthetic ``seconds``-long session at 60 Hz gaze and 1 kHz mouse written first."""
+    from .ui.replay.run import measure_replay
 
-    from .analysis.replay import ReplayData
-    from .ui.replay.stimulus import Overlays, render_image
-    from .ui.replay.window import ReplayWindow
-
-    made = None
-    tmp = None
-    if path is None:
-        tmp = tempfile.TemporaryDirectory(dir=folder)
-        path = os.path.join(tmp.name, "synthetic-replay.h5")
-        made = make_replay_session(path, seconds=seconds)
-    app = QApplication.instance() or QApplication([])
-    try:
-        t0 = time.perf_counter()
-        data = ReplayData(path)
-        win = ReplayWindow(data, detect=False)  # the background work is timed separately below
-        win.resize(1600, 900)
-        win.show()
-        app.processEvents()
-        win.view.repaint()
-        open_s = time.perf_counter() - t0
-        # fixations as the window would have them (detected in the background)
-        t_fix = time.perf_counter()
-        data.layout()
-        win._fixations_arrived(data.fixations())
-        for turn in data.turns:  # the window computes these in the background
-            win._metrics_for(turn, win.events)
-        fix_s = time.perf_counter() - t_fix
-        rng = np.random.default_rng(1)
-        times = []
-        for t in rng.uniform(data.t_start, data.t_end, seeks):
-            a = time.perf_counter()
-            win.seek(float(t))
-            win.view.repaint()  # the stimulus and overlays, painted now
-            app.processEvents()  # the timeline cursors and panels, as the event loop would
-            times.append((time.perf_counter() - a) * 1000.0)
-        overlays = Overlays(heatmap=False, aoi=True)
-        start = data.t_start + (data.t_end - data.t_start) * 0.37
-        a = time.perf_counter()
-        for k in range(frames):
-            render_image(win.renderer, start + k / 60.0, size, overlays)
-        fps = frames / (time.perf_counter() - a)
-        out = {"open_s": round(open_s, 3), "seek_p95_ms": round(float(np.percentile(times, 95)), 2),
-               "seek_median_ms": round(float(np.median(times)), 2), "render_fps": round(fps, 1),
-               "background_s": round(fix_s, 2), "fixations": int(len(win.events.fixations())) if win.events else 0,
-               "file": path if made is None else "synthetic", "duration_s": round(data.duration, 1),
-               "gaze_rows": int(len(data.gaze_t)), "mouse_rows": int(len(data.mouse_t))}
-        if made:
-            out["synthetic"] = made
-        win.close()
-        data.close()
-        return out
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    if path is not None:
+        return {**measure_replay(path, seeks, frames, size), "file": path}
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        made = make_replay_session(os.path.join(tmp, "synthetic-replay.h5"), seconds=seconds)
+        return {**measure_replay(made["file"], seeks, frames, size), "file": "synthetic", "synthetic": made}

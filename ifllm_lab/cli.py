@@ -206,69 +206,21 @@ def _size(text: str) -> tuple[int, int]:
 
 # -- replay ---------------------------------------------------------------------------------
 def cmd_replay(args) -> int:
-    from .session import SessionFileError
-
     if not os.path.exists(args.file):
         _err(f"{args.file}: no such file")
         return EXIT_BAD_INPUT
     try:
         size = _size(args.size)
-        from .ui.replay.stimulus import Overlays
-
-        overlays = Overlays.parse(args.overlays)
     except ValueError as exc:
         _err(str(exc))
         return EXIT_BAD_INPUT
-    if args.export:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # headless: no display needed
     try:
-        from PySide6.QtWidgets import QApplication
-
-        from .analysis.replay import ReplayData
+        from .ui.replay.run import run_replay
     except ImportError as exc:
         _err(f"the replay cannot start: {exc}")
         return EXIT_FAILED
-    app = QApplication.instance() or QApplication(["ifllm-lab"])
-    try:
-        data = ReplayData(args.file)
-    except SessionFileError as exc:
-        _err(str(exc))
-        return EXIT_BAD_INPUT
-    for p in data.problems:
-        print(f"note: {p}", file=sys.stderr)
-    try:
-        if args.export:
-            from .ui.replay.export import export_mp4, export_png
-
-            ext = os.path.splitext(args.export)[1].lower()
-            if ext == ".png":
-                t = data.t_start + (args.at if args.at is not None else 0.0)
-                result = export_png(data, args.export, t, size=size, overlays=overlays)
-            elif ext in (".mp4", ".m4v", ".mov"):
-                t0 = None if args.start is None else data.t_start + args.start
-                t1 = None if args.end is None else data.t_start + args.end
-                if args.at is not None and args.start is None:
-                    t0 = data.t_start + args.at
-                result = export_mp4(data, args.export, t0=t0, t1=t1, fps=args.fps, speed=args.speed, size=size,
-                                    overlays=overlays)
-            else:
-                _err(f"--export must end in .png or .mp4, not {ext or 'nothing'}")
-                return EXIT_BAD_INPUT
-            print(json.dumps(result))
-            return EXIT_OK
-        from .ui.replay.window import ReplayWindow
-
-        win = ReplayWindow(data, overlays=overlays)
-        win.resize(1600, 950)
-        if args.at is not None:
-            win.seek(data.t_start + args.at)
-        win.show()
-        return app.exec()
-    except (OSError, ValueError) as exc:
-        _err(str(exc))
-        return EXIT_FAILED
-    finally:
-        data.close()
+    return run_replay(args.file, overlays=args.overlays, export=args.export, at=args.at, start=args.start,
+                      end=args.end, fps=args.fps, speed=args.speed, size=size)
 
 
 # -- app ----------------------------------------------------------------------------------

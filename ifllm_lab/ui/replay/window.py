@@ -341,6 +341,14 @@ class ReplayWindow(QMainWindow):
         self.view.update()
         self.fixations_ready.emit()
 
+    def prepare(self) -> None:
+        """Do the background work now, in this thread (benchmarks, scripts): the layout,
+        the fixations and the AOI metrics of every turn."""
+        self.data.layout()
+        self._fixations_arrived(self.data.fixations())
+        for turn in self.data.turns:
+            self._metrics_for(turn, self.events)
+
     # -- panels -------------------------------------------------------------------------------
     def _fill_turn(self, turn) -> None:
         if turn is None:
