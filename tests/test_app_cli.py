@@ -3,7 +3,6 @@ real X11 window (Xvfb), and clear refusals of bad input."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

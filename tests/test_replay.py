@@ -3,7 +3,6 @@ imported IFLLM sessions, headless PNG / MP4 export, bad files, the benchmark com
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path

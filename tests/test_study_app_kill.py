@@ -20,10 +20,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from ifllm_lab.config import config_from_dict
 from ifllm_lab.session import SessionReader
 from ifllm_lab.session.recovery import find_interrupted
-from test_study_app import CLOSE_FACE_OK, ask, click, face_video, make_app, rate, study  # noqa: F401
+from test_study_app import ask, click, face_video, make_app, rate, study  # noqa: F401
 
 from child_process import ChildLines, child_env, kill_child  # noqa: E402
 

@@ -1552,7 +1552,6 @@ def _group_tables(g: _Group, cum: np.ndarray, pad: float, wrap_w: float, pitch: 
     x_of = lambda c, line: pad + cum[c] - cum[starts[line]]  # noqa: E731
     l_vis = np.array([len(text[a:b].rstrip()) + a for a, b in zip(starts.tolist(), l_ce.tolist())], dtype=np.int64)
     ln = np.arange(n_lines)
-    lx0 = np.full(n_lines, pad)
     lx1 = x_of(l_vis, ln)
     ly0 = ln * pitch
     ly1 = ly0 + pitch

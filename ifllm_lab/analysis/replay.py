@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..session.reader import SessionFileError, SessionReader
-from ..session.schema import CalibrationPhase, LogLevel, MouseKind
+from ..session.schema import CalibrationPhase, LogLevel
 
 __all__ = ["ReplayData", "TurnInfo", "Quality", "SessionFileError"]
 
@@ -98,6 +98,7 @@ class ReplayData:
         self._mouse = r["mouse"] if "mouse" in r and len(r["mouse"]) else None
         self.mouse_t = np.asarray(self._mouse.t, dtype=np.float64) if self._mouse is not None else np.zeros(0)
         self._mouse_cache: tuple[int, int, dict] | None = None
+        self._speed: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # bin -> (centres, px/s)
         self.turns = self._load_turns()
         self.phases = self._load_phases()
         sc = r["scroll"] if "scroll" in r else None
@@ -114,8 +115,7 @@ class ReplayData:
             self.t_start = self.t_end = 0.0
         w, h = int(self.meta.screen_width_px or 0), int(self.meta.screen_height_px or 0)
         if w <= 0 or h <= 0:  # imported sessions: page px; take the extent of what was recorded
-            xs = [a[np.isfinite(a)] for a in (self.gaze_x,)]
-            xs = np.concatenate(xs) if xs else np.zeros(0)
+            xs = self.gaze_x[np.isfinite(self.gaze_x)]
             ys = self.gaze_y[np.isfinite(self.gaze_y)]
             w = int(max(1280, np.percentile(xs, 99.5) + 40)) if len(xs) else 1280
             h = int(max(720, np.percentile(ys, 99.5) + 40)) if len(ys) else 720
@@ -190,14 +190,6 @@ class ReplayData:
                 return cur if t <= cur.t_end + 5.0 else None
         return cur
 
-    def phase_spans(self) -> list[tuple[float, float, str]]:
-        """(start, end, name) of each recorded phase change until the next one."""
-        spans = []
-        for i, (t, name, _d) in enumerate(self.phases):
-            end = self.phases[i + 1][0] if i + 1 < len(self.phases) else self.t_end
-            spans.append((t, end, name))
-        return spans
-
     # -- windows of samples -----------------------------------------------------------
     def gaze_window(self, t0: float, t1: float) -> dict[str, np.ndarray]:
         i0, i1 = np.searchsorted(self.gaze_t, [t0, t1])
@@ -225,19 +217,13 @@ class ReplayData:
         out["t"] = self.mouse_t[i0:i1]
         return out
 
-    def clicks(self, t0: float, t1: float) -> dict[str, np.ndarray]:
-        m = self.mouse_window(t0, t1)
-        keep = m["kind"] == int(MouseKind.PRESS)
-        return {k: v[keep] for k, v in m.items()}
-
     def mouse_speed(self, bin_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         """(bin centres, px/s) of the cursor over the whole session, for the timeline
         (reads x and y of every row once; cached)."""
-        if getattr(self, "_speed", None) is not None:
-            return self._speed
+        if bin_s in self._speed:
+            return self._speed[bin_s]
         if self._mouse is None or len(self.mouse_t) < 2:
-            self._speed = (np.zeros(0), np.zeros(0))
-            return self._speed
+            return self._speed.setdefault(bin_s, (np.zeros(0), np.zeros(0)))
         # read in blocks: another thread (the window drawing mouse trails) gets the file
         # between blocks instead of waiting for one 3.6-million-row read
         n, block = len(self.mouse_t), 262_144
@@ -255,8 +241,7 @@ class ReplayData:
         if len(edges) < 2:
             edges = np.array([self.t_start, self.t_start + bin_s])
         dist, _ = np.histogram(t[1:], bins=edges, weights=d)
-        self._speed = ((edges[:-1] + edges[1:]) / 2, dist / bin_s)
-        return self._speed
+        return self._speed.setdefault(bin_s, ((edges[:-1] + edges[1:]) / 2, dist / bin_s))
 
     def scroll_series(self) -> tuple[np.ndarray, np.ndarray]:
         if self.scroll is None:

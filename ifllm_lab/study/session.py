@@ -133,6 +133,7 @@ class Turn:
     t: float  # question sent
     swapped: bool = False  # pairwise: response 1 shown on the right
     results: dict[int, GenerationResult] = field(default_factory=dict)  # Response code -> result
+    configs: dict[int, LLMSettings] = field(default_factory=dict)  # Response code -> its [[llm]]
     t_first_token: float = float("nan")
     t_done: float = float("nan")
     context: str = ""  # which answer the conversation goes on with
@@ -147,9 +148,6 @@ class Turn:
             return [(SINGLE, int(Response.SINGLE))]
         first, second = int(Response.FIRST), int(Response.SECOND)
         return [(LEFT, second), (RIGHT, first)] if self.swapped else [(LEFT, first), (RIGHT, second)]
-
-    def side_of(self, response: int) -> str:
-        return dict((r, s) for s, r in self.display_order())[response]
 
     def response_on(self, side: str) -> int:
         return dict(self.display_order())[side]
@@ -312,9 +310,8 @@ class StudySession:
         """Generate the turn's answers (blocks: call it from a worker thread), streaming
         ``on_token(side, response_code, piece)``. Never raises for run-time faults: a
         failed answer is a result with ``finish_reason == "error"``."""
-        cfg_by_response = {}
         for side, r, backend, cfg, gs in self._jobs(turn):
-            cfg_by_response[r] = cfg
+            turn.configs[r] = cfg
             if cancel is not None and cancel.is_set():
                 break
 
@@ -337,7 +334,6 @@ class StudySession:
                 self.log(LogLevel.ERROR, "llm", f"turn {turn.index} response {r}: {res.error_detail or res.error}")
                 break  # a second answer from a failing backend would only fail again
         turn.t_done = self.clock.now()
-        self._cfg_by_response = cfg_by_response
         self.phase("answers", turn=turn.index,
                    texts={str(r): res.text for r, res in turn.results.items()},
                    models={str(r): res.model for r, res in turn.results.items()},
@@ -368,7 +364,7 @@ class StudySession:
             self.conversation.add_assistant(res.text)
         else:
             turn.context = "none"
-        cfgs = getattr(self, "_cfg_by_response", {})
+        cfgs = turn.configs
         settings = {
             "response_1": _result_record(r1, cfgs.get(int(Response.SINGLE)) or cfgs.get(int(Response.FIRST))),
             "response_2": _result_record(r2, cfgs.get(int(Response.SECOND))),
