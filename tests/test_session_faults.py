@@ -23,6 +23,7 @@ UNCLEAN = "not closed cleanly"
 
 
 from child_process import ChildLines, child_env, kill_child  # noqa: E402
+from small_disk import small_disk  # noqa: E402
 
 
 # -- SIGKILL ---------------------------------------------------------------------------
@@ -197,23 +198,10 @@ def test_file_size_limit_stops_recording_cleanly(tmp_path):
 
 @contextlib.contextmanager
 def _tmpfs(tmp_path: Path, size: str):
-    """A real small disk: a tmpfs of ``size`` mounted in tmp_path, unmounted (and checked) after."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a real full disk needs root to mount a tmpfs")
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {proc.stderr.strip()}")
-    try:
+    """A real small disk; the session file lived on it only (nothing left after unmounting)."""
+    with small_disk(tmp_path, size) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
-        if os.path.ismount(mnt):
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
-    assert not os.path.ismount(mnt)
-    assert list(mnt.iterdir()) == []  # the file lived on the tmpfs only
+    assert list(mnt.iterdir()) == []
 
 
 @pytest.mark.slow
