@@ -28,33 +28,145 @@ def _err(message: str) -> None:
     print(f"ifllm-lab: {message}", file=sys.stderr)
 
 
+class CommandError(Exception):
+    """A problem to report as one line (``ifllm-lab: ...`` on stderr) with an exit status:
+    :data:`EXIT_BAD_INPUT` for input or output places that cannot be used, :data:`EXIT_FAILED`
+    for a failure while working."""
+
+    def __init__(self, message: str, status: int = EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.status = status
+
+
+# -- input and output places, checked before any work ------------------------------------
+def input_file(path: str, what: str = "file") -> str:
+    """``path`` as a readable file, or CommandError naming it and what is wrong."""
+    from .paths import unreadable_file
+
+    problem = unreadable_file(path, what)
+    if problem:
+        raise CommandError(problem)
+    return path
+
+
+def _place_problem(target: str, exc: OSError, what: str) -> CommandError:
+    """An output place that cannot be used: bad input (2), but a full disk is a failure (1)."""
+    from .session.store import write_failure_reason
+
+    reason = write_failure_reason(exc)
+    return CommandError(f"{target}: {what}: {reason}", EXIT_FAILED if reason == "the disk is full" else EXIT_BAD_INPUT)
+
+
+def _check_writable_folder(folder: str, target: str) -> None:
+    try:
+        import tempfile
+
+        fd, probe = tempfile.mkstemp(prefix=".ifllm-write-check-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise _place_problem(target, exc, f"cannot write in {folder}") from None
+
+
+def output_folder(path: str) -> bool:
+    """Make sure ``path`` can take output files: an existing writable folder, or a new
+    one made in an existing writable folder. Returns True when it was made here."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise CommandError(f"{path} is a file, not a folder for the output")
+        _check_writable_folder(path, path)
+        return False
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CommandError(f"{path}: the folder it would go in ({parent}) does not exist")
+    try:
+        os.mkdir(path)
+    except OSError as exc:
+        raise _place_problem(path, exc, "the folder cannot be made") from None
+    try:
+        _check_writable_folder(path, path)
+    except CommandError:
+        os.rmdir(path)
+        raise
+    return True
+
+
+def output_file(path: str) -> str:
+    """Make sure ``path`` can be written as a new file (its folder exists and is writable)."""
+    if os.path.isdir(path):
+        raise CommandError(f"{path} is a folder, not a file name for the output")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CommandError(f"{path}: the folder it would go in ({parent}) does not exist")
+    _check_writable_folder(parent, path)
+    return path
+
+
+class NewFiles:
+    """Removes what a failed command wrote into an output folder: the folder itself when
+    the command made it, else the entries that were not there before."""
+
+    def __init__(self, folder: str, made: bool):
+        self.folder = folder
+        self.made = made
+        self.before = set() if made else set(os.listdir(folder))
+
+    def remove(self) -> None:
+        import shutil
+
+        if self.made:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return
+        for name in set(os.listdir(self.folder)) - self.before:
+            p = os.path.join(self.folder, name)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                try:
+                    os.remove(p)
+                except OSError:
+                    pass
+
+
+def _write_problem(target: str, exc: OSError) -> CommandError:
+    """A failed write as one line: the disk filled, or another write error."""
+    from .session.store import write_failure_reason
+
+    reason = write_failure_reason(exc)
+    return CommandError(f"cannot write to {target}: {reason}; nothing was left there", EXIT_FAILED)
+
+
 # -- import-ifllm ---------------------------------------------------------------------
 def cmd_import_ifllm(args) -> int:
-    from .features.ifllm_import import ReleaseFormatError, import_release
-    from .session import SessionWriteError
+    from .features.ifllm_import import ImportStopped, ImportTargetError, ReleaseFormatError, import_release
 
     def progress(done, total, path):
         if not args.quiet and sys.stderr.isatty():
             print(f"\r  {done}/{total} sessions", end="", file=sys.stderr, flush=True)
 
+    if args.report:
+        output_file(args.report)
     try:
         report = import_release(args.src, args.out, jobs=args.jobs, overwrite=args.overwrite, progress=progress)
-    except ReleaseFormatError as exc:
-        _err(str(exc))
-        return EXIT_BAD_INPUT
-    except SessionWriteError as exc:
-        _err(f"{exc} (use --overwrite to replace files from an earlier import)")
-        return EXIT_FAILED
+    except (ReleaseFormatError, ImportTargetError) as exc:
+        raise CommandError(str(exc)) from None
+    except ImportStopped as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from None
     if sys.stderr.isatty() and not args.quiet:
         print(file=sys.stderr)
     data = report.to_json()
     if args.report:
-        with open(args.report, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, ensure_ascii=False)
+        try:
+            with open(args.report, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=1, ensure_ascii=False)
+        except OSError as exc:
+            if os.path.exists(args.report):
+                os.remove(args.report)
+            raise _write_problem(args.report, exc) from None
     if args.json:
         print(json.dumps(data if args.report is None else {"totals": data["totals"], "report": args.report},
                          ensure_ascii=False))
-        return EXIT_OK
+        return _import_status(report)
     tot = data["totals"]
     print(f"Imported {tot['sessions']} sessions ({tot['sessions_with_behaviour']} with behaviour data, "
           f"{tot['turns']} questions) into {report.out_dir}")
@@ -80,7 +192,24 @@ def cmd_import_ifllm(args) -> int:
         print(f"  note: {note}")
     if len(notes) > args.show_problems:
         print(f"  ... {len(notes) - args.show_problems} more notes (use --report FILE for all)")
-    return EXIT_OK
+    if report.skipped:
+        print(f"  already imported (kept): {len(report.skipped)} sessions")
+    if report.not_imported:
+        print(f"  NOT imported: {len(report.not_imported)} sessions")
+        for n in report.not_imported[: args.show_problems]:
+            print(f"    {os.path.basename(n.path)}: {n.reason}")
+    return _import_status(report)
+
+
+def _import_status(report) -> int:
+    """Exit 1 with one line on stderr when some sessions were not imported."""
+    if not report.not_imported:
+        return EXIT_OK
+    total = len(report.sessions) + len(report.skipped) + len(report.not_imported)
+    why = report.stopped or report.not_imported[0].reason
+    _err(f"{len(report.not_imported)} of {total} sessions were not imported into {report.out_dir}: {why}; "
+         "run the same command again to import the rest")
+    return EXIT_FAILED
 
 
 # -- inspect ----------------------------------------------------------------------------
@@ -109,21 +238,28 @@ def cmd_inspect(args) -> int:
 
 # -- export -----------------------------------------------------------------------------
 def cmd_export(args) -> int:
-    from .session import SessionFileError
+    from .session import SessionFileError, SessionReader
     from .session.export import export_bids, export_csv
 
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        paths = (export_csv if args.format == "csv" else export_bids)(args.file, args.out)
+    try:  # the input first: a rejected input leaves no output folder behind
+        reader = SessionReader(args.file)
     except SessionFileError as exc:
-        _err(str(exc))
-        return EXIT_BAD_INPUT
-    except ValueError as exc:
-        _err(f"{args.file}: {exc}")
-        return EXIT_BAD_INPUT
-    except OSError as exc:
-        _err(f"cannot write to {args.out}: {exc.strerror or exc}")
-        return EXIT_FAILED
+        raise CommandError(str(exc)) from None
+    with reader:
+        if args.format == "bids" and ("gaze" not in reader or len(reader["gaze"]) == 0):
+            raise CommandError(f"{args.file}: no gaze samples to export; BIDS eye tracking needs a recorded "
+                               "gaze stream")
+        new = NewFiles(args.out, output_folder(args.out))
+        try:
+            paths = (export_csv if args.format == "csv" else export_bids)(reader, args.out)
+        except (OSError, RuntimeError) as exc:
+            new.remove()
+            if isinstance(exc, OSError):
+                raise _write_problem(args.out, exc) from None
+            raise CommandError(f"cannot write to {args.out}: {exc}", EXIT_FAILED) from None
+        except BaseException:
+            new.remove()
+            raise
     for p in paths:
         print(p)
     return EXIT_OK
@@ -134,29 +270,59 @@ def cmd_recover(args) -> int:
     from .session.recovery import RecoveryError, close_interrupted, find_interrupted, format_interrupted, recover
 
     if os.path.isdir(args.path):
-        print(format_interrupted(find_interrupted(args.path)))
+        if args.out or args.close:
+            raise CommandError(f"{args.path} is a folder: --out and --close take one session file")
+        try:
+            items = find_interrupted(args.path)
+        except OSError as exc:
+            raise CommandError(f"{args.path}: cannot list the folder: {exc.strerror or exc}") from None
+        print(format_interrupted(items))
         return EXIT_OK
+    input_file(args.path, "session file or folder")
+    if args.out:
+        output_file(args.out)
     try:
         report = close_interrupted(args.path) if args.close else recover(args.path, args.out)
     except RecoveryError as exc:
         hint = " (or choose another file with --out)" if exc.reason == "exists" else ""
-        _err(f"{exc}{hint}")
-        return EXIT_BAD_INPUT
+        status = EXIT_FAILED if exc.reason == "failed" else EXIT_BAD_INPUT
+        raise CommandError(f"{exc}{hint}", status) from None
+    except OSError as exc:
+        raise _write_problem(args.out or args.path, exc) from None
     print(report.summary)
     return EXIT_OK
 
 
 # -- bench --------------------------------------------------------------------------------
 def cmd_bench(args) -> int:
+    made = output_folder(args.folder) if args.folder else False
+    try:
+        return _bench(args)
+    finally:
+        if made:
+            import shutil
+
+            shutil.rmtree(args.folder, ignore_errors=True)
+
+
+def _bench(args) -> int:
     if args.what == "record":
         from .bench import bench_record
+        from .session import SessionWriteError
 
-        result = bench_record(seconds=args.seconds if args.seconds is not None else 10.0, mouse_hz=args.mouse_hz, gaze_hz=args.gaze_hz,
-                              folder=args.folder, flood_rows=args.flood_rows)
+        try:
+            result = bench_record(seconds=args.seconds if args.seconds is not None else 10.0, mouse_hz=args.mouse_hz,
+                                  gaze_hz=args.gaze_hz, folder=args.folder, flood_rows=args.flood_rows)
+        except SessionWriteError as exc:
+            raise CommandError(f"{exc} (the benchmark's files are removed)", EXIT_FAILED) from None
+        except OSError as exc:
+            raise _write_problem(args.folder or "the temporary folder", exc) from None
     elif args.what == "llm":
         from .llm.bench import bench_llm
         from .llm.types import LLMError
 
+        if args.model:
+            input_file(args.model, "model file")
         try:
             result = bench_llm(model_path=args.model)
         except LLMError as exc:
@@ -166,9 +332,8 @@ def cmd_bench(args) -> int:
         from .bench import bench_replay
         from .session import SessionFileError
 
-        if args.file and not os.path.isfile(args.file):
-            _err(f"{args.file}: no such file")
-            return EXIT_BAD_INPUT
+        if args.file:
+            input_file(args.file, "session file")
         try:
             size = _size(args.size) if args.size else (1280, 720)
             result = bench_replay(args.file, seconds=args.seconds if args.seconds is not None else 3600.0,
@@ -181,11 +346,17 @@ def cmd_bench(args) -> int:
         from .camera import CameraError
         from .gaze.landmarks import LandmarkerError
 
+        if args.video and not os.path.exists(args.video):
+            raise CommandError(f"{args.video}: no such video file or image folder")
         try:
             result = bench_gaze(video=args.video, max_frames=args.frames, folder=args.folder)
         except (CameraError, LandmarkerError, ValueError) as exc:
             _err(str(exc))
             return EXIT_BAD_INPUT
+        except ModuleNotFoundError as exc:
+            raise CommandError(f"bench gaze draws its test face with {exc.name}, which is not installed: "
+                               f"install it (pip install scikit-image) or give a face video with --video",
+                               EXIT_FAILED) from None
     if args.json:
         print(json.dumps(result))
     else:
@@ -206,14 +377,20 @@ def _size(text: str) -> tuple[int, int]:
 
 # -- replay ---------------------------------------------------------------------------------
 def cmd_replay(args) -> int:
-    if not os.path.exists(args.file):
-        _err(f"{args.file}: no such file")
-        return EXIT_BAD_INPUT
+    from .session import SessionFileError, SessionReader
+
+    input_file(args.file, "session file")
+    try:  # checked before any window or image is made
+        SessionReader(args.file).close()
+    except SessionFileError as exc:
+        raise CommandError(str(exc)) from None
     try:
         size = _size(args.size)
     except ValueError as exc:
         _err(str(exc))
         return EXIT_BAD_INPUT
+    if args.export:
+        output_file(args.export)
     try:
         from .ui.replay.run import run_replay
     except ImportError as exc:
@@ -308,11 +485,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import-ifllm", formatter_class=argparse.RawDescriptionHelpFormatter,
                        help="import the public IFLLM release into session files",
                        description="Import the public IFLLM release (its folder or .tar.xz) into one session "
-                                   "file per worker and task, with every question, gaze and mouse row.")
+                                   "file per worker and task, with every question, gaze and mouse row.\n"
+                                   "A session file appears under its final name only when it is complete. "
+                                   "Running the same command again keeps the sessions already imported and "
+                                   "imports the rest (after a full disk or a killed import).\n"
+                                   "Exit status: 0 all imported, 1 some not imported (listed), 2 bad input.")
     s.add_argument("src", help="the release folder (holding query_logs_table.csv) or its .tar.xz")
     s.add_argument("--out", required=True, help="folder for the session files")
     s.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
-    s.add_argument("--overwrite", action="store_true", help="replace session files that already exist")
+    s.add_argument("--overwrite", action="store_true",
+                   help="import every session again (default: keep sessions already imported completely, so a "
+                        "second run finishes an import that was stopped)")
     s.add_argument("--report", metavar="FILE", help="write the full import report (every problem row) as JSON")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--show-problems", type=int, default=20, metavar="N", help="problem rows to list (default 20)")
@@ -385,6 +568,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     try:
         return args.func(args)
+    except CommandError as exc:
+        _err(str(exc))
+        return exc.status
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except Exception as exc:  # a fault of the program: still one line (the details with -v)
+        logging.getLogger("ifllm_lab.cli").debug("unexpected error", exc_info=True)
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        _err(f"{args.command} failed unexpectedly: {type(exc).__name__}: {exc} (run with -v for the details)")
+        return EXIT_FAILED

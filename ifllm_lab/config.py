@@ -228,12 +228,18 @@ def load_config(path: str | os.PathLike | None) -> StudyConfig:
     if path is None:
         return config_from_dict({}, "<defaults>")
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"study file {p} is a folder, not a .toml or .json file")
     if not p.is_file():
         raise ConfigError(f"study file {p} not found")
     try:
         text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"study file {p} cannot be read: {exc}") from exc
+    except PermissionError:
+        raise ConfigError(f"study file {p}: no permission to read it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"study file {p} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"study file {p} cannot be read: {exc.strerror or exc}") from None
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:

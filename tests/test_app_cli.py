@@ -62,3 +62,14 @@ def test_app_refuses_bad_input_clearly(tmp_path):
     assert p.returncode == 2 and "study.mode" in p.stderr and "Traceback" not in p.stderr
     p = _run(["app", "--size", "big", "--check", "5"])
     assert p.returncode == 2 and "--size" in p.stderr
+
+
+def test_app_check_reports_a_study_that_cannot_run(tmp_path, face_video):
+    bad = tmp_path / "study.toml"
+    bad.write_text('[study]\ndata_folder = "/proc/nope"\n[calibration]\npattern = "7-point"\n')
+    p = _run(["app", "--study", str(bad), "--camera", face_video, "--check", "30"])
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    rep = _report(p.stdout)
+    assert not rep["ok"] and not rep["study_ok"]
+    assert [s.split(":")[0] for s in rep["study_problems"]] == ["calibration.pattern", "study.data_folder"]
+    assert "the study cannot run: calibration.pattern: no calibration pattern '7-point'" in p.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -193,10 +194,15 @@ def test_malformed_rows_are_reported_and_do_not_stop_the_import(release_root, tm
         assert len(r["mouse"]) == good_mouse
         rel = r["gaze_rel"].read()
         assert 'broken "quote, here' in set(rel["snippet"])
-    # a second import into the same folder refuses to overwrite, with --overwrite it works
-    with pytest.raises(Exception, match="already exists"):
-        import_release(str(root), str(out), jobs=1)
-    import_release(str(root), str(out), jobs=1, overwrite=True)
+    # a second import into the same folder keeps the complete session; --overwrite imports it again
+    path = report.sessions[0].path
+    mtime = os.stat(path).st_mtime_ns
+    again = import_release(str(root), str(out), jobs=1)
+    assert again.sessions == [] and again.skipped == [path] and not again.not_imported
+    assert os.stat(path).st_mtime_ns == mtime
+    again = import_release(str(root), str(out), jobs=1, overwrite=True)
+    assert [s.path for s in again.sessions] == [path] and again.skipped == []
+    assert sorted(os.listdir(out)) == [os.path.basename(path)]  # no lock, no partial file left
 
 
 def test_cli_import_reports_counts(release_root, tmp_path):
@@ -225,3 +231,145 @@ def test_not_a_release_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ifllm_lab", "import-ifllm", str(bad), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "cannot be unpacked" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# faults: a full disk, a killed import, output places that cannot be used
+# ---------------------------------------------------------------------------------------
+def _subset_archive(release_root: Path, dest: Path, workers: int = 6) -> tuple[Path, int]:
+    """(a .tar.xz of the release's first ``workers`` workers, the number of sessions in it)."""
+    import tarfile
+
+    root = dest / "ifllm"
+    names = sorted(os.listdir(release_root / "user_behavior"))[:workers]
+    for w in names:
+        shutil.copytree(release_root / "user_behavior" / w, root / "user_behavior" / w)
+    keys = set()
+    for table in ("query_logs_table.csv", "task_table.csv", "record_info_table.csv"):
+        with open(release_root / table, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        keep = [r for r in rows if r["user_id"] in names]
+        if table == "query_logs_table.csv":
+            keys = {(r["user_id"], r["task_id"]) for r in keep}
+        with open(root / table, "w", encoding="utf-8", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
+            w.writeheader()
+            w.writerows(keep)
+    keys |= {(w, t) for w in names for t in os.listdir(root / "user_behavior" / w)}
+    archive = dest / "subset.tar.xz"
+    with tarfile.open(archive, "w:xz", preset=0) as tar:
+        tar.add(root, arcname="ifllm")
+    shutil.rmtree(root)
+    return archive, len(keys)
+
+
+def _cli(args, tmpdir: Path, timeout=300):
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    return subprocess.run([sys.executable, "-m", "ifllm_lab", "import-ifllm", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _all_complete(folder: Path) -> list[str]:
+    names = sorted(os.listdir(folder))
+    assert not [n for n in names if not n.endswith(".h5")], names  # no partial files, no lock
+    for n in names:
+        with SessionReader(folder / n) as r:
+            assert r.state == "complete", (n, r.problems)
+    return names
+
+
+@pytest.mark.slow
+def test_an_import_stopped_by_a_full_disk_finishes_when_run_again(release_root, tmp_path):
+    from small_disk import small_disk
+
+    archive, n_sessions = _subset_archive(release_root, tmp_path / "src")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    with small_disk(tmp_path, "1200k") as mnt:
+        out = mnt / "sessions"
+        p = _cli([archive, "--out", out, "--jobs", "2"], tmpdir)
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        print(p.stdout[-1500:], lines)
+        assert p.returncode == 1, (p.returncode, lines)
+        assert len(lines) == 1 and "were not imported" in lines[0] and "the disk is full" in lines[0], lines
+        assert "run the same command again" in lines[0] and "Traceback" not in p.stdout
+        kept = _all_complete(out)  # every file under a final name is a whole session
+        assert 0 < len(kept) < n_sessions - 2, (kept, n_sessions)
+        for name in kept:  # and inspect agrees
+            q = subprocess.run([sys.executable, "-m", "ifllm_lab", "inspect", "--json", str(out / name)],
+                               capture_output=True, text=True, timeout=60)
+            assert q.returncode == 0 and json.loads(q.stdout)["state"] == "complete", q.stderr
+        assert "NOT imported" in p.stdout
+        assert os.listdir(tmpdir) == []  # the unpacked release is gone
+        # the same command on a larger disk finishes the set and keeps what was there
+        subprocess.run(["mount", "-o", "remount,size=400m", str(mnt)], check=True)
+        p = _cli([archive, "--out", out, "--jobs", "2"], tmpdir)
+        assert p.returncode == 0, p.stderr
+        assert f"already imported (kept): {len(kept)} sessions" in p.stdout
+        assert len(_all_complete(out)) == n_sessions
+        assert os.listdir(tmpdir) == []
+
+
+@pytest.mark.slow
+def test_a_killed_import_leaves_no_session_file_half_written(release_root, tmp_path):
+    import signal
+    import time
+
+    archive, n_sessions = _subset_archive(release_root, tmp_path / "src", workers=4)
+    tmpdir, out = tmp_path / "tmp", tmp_path / "out"
+    tmpdir.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen([sys.executable, "-m", "ifllm_lab", "import-ifllm", str(archive), "--out", str(out),
+                             "--jobs", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(n.endswith(".partial") for n in
+                                                  (os.listdir(out) if out.is_dir() else [])):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = sorted(os.listdir(out))
+    assert any(n.endswith(".partial") for n in left), left  # killed while writing one
+    assert os.listdir(tmpdir), "the killed import left its unpacked release"
+    _all_complete_but = [n for n in left if n.endswith(".h5")]
+    for n in _all_complete_but:
+        with SessionReader(out / n) as r:
+            assert r.state == "complete"
+    # the next run removes the leftovers and finishes
+    p = _cli([archive, "--out", out, "--jobs", "1"], tmpdir)
+    assert p.returncode == 0, p.stderr
+    assert len(_all_complete(out)) == n_sessions
+    assert os.listdir(tmpdir) == []
+
+
+@pytest.mark.parametrize("place", ["a-file", "missing-parent"])
+def test_a_bad_output_place_is_refused_before_unpacking(tmp_path, place):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    if place == "a-file":
+        out = tmp_path / "a-file"
+        out.write_text("keep me")
+    else:
+        out = tmp_path / "no-such-folder" / "out"
+    from conftest import RELEASE_ARCHIVE
+
+    p = _cli([RELEASE_ARCHIVE, "--out", out], tmpdir, timeout=30)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and str(out) in lines[0], lines
+    assert os.listdir(tmpdir) == []  # nothing was unpacked
+    assert place != "a-file" or out.read_text() == "keep me"
+
+
+def test_one_import_at_a_time_into_a_folder(release_root, tmp_path):
+    from ifllm_lab.features.ifllm_import import LOCK_FILE, ImportTargetError, _write_mark
+
+    root = _small_release(release_root, tmp_path / "src", "worker_01e1127e", "183")
+    out = tmp_path / "out"
+    out.mkdir()
+    _write_mark(str(out / LOCK_FILE))  # a live import (this process) holds the folder
+    with pytest.raises(ImportTargetError, match="another import"):
+        import_release(str(root), str(out), jobs=1)
+    assert sorted(os.listdir(out)) == [LOCK_FILE]
+    (out / LOCK_FILE).write_text("1 1")  # a process id that lives on, started at another time
+    (out / "worker_x_task1.h5.partial").write_bytes(b"half")  # and the leftovers of a killed import
+    report = import_release(str(root), str(out), jobs=1)
+    assert len(report.sessions) == 1 and sorted(os.listdir(out)) == ["worker_01e1127e_task183.h5"]

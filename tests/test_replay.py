@@ -198,7 +198,7 @@ def test_window_on_real_imported_sessions(qtbot, real_sessions, tmp_path):
 
 
 def test_an_unfinished_session_opens_with_what_is_wrong(qtbot, tmp_path):
-    """A recording that was not closed cleanly opens, and says so (the truncated case,
+    """A recording that ended before it was complete opens, and says so (the truncated case,
     which cannot be opened at all, is refused with a message: see the CLI test)."""
     from ifllm_lab.session import SessionMeta, SessionWriter
 
@@ -211,11 +211,11 @@ def test_an_unfinished_session_opens_with_what_is_wrong(qtbot, tmp_path):
     win = ReplayWindow(data)
     qtbot.addWidget(win)
     win.show()
-    assert win.banner.isVisible() and "not closed cleanly" in win.banner.text()
+    assert win.banner.isVisible() and "ended before it was complete" in win.banner.text()
     assert "no turns" not in win.banner.text()  # missing streams are simply empty
     win.seek(10.0)
     assert win.t == pytest.approx(10.0)
-    assert "not closed cleanly" in win.quality_panel.toPlainText()
+    assert "ended before it was complete" in win.quality_panel.toPlainText()
     win.close()
     data.close()
 

@@ -327,8 +327,8 @@ def test_store_marked_incomplete_when_closed_by_an_exception(tmp_path):
             st.append("mouse", {"t": [0.0, 1.0]})
             1 / 0
     with SessionReader(path) as r:
-        assert not r.complete
-        assert any("not closed cleanly" in p for p in r.problems)
+        assert not r.complete and r.state == "ended_early"
+        assert any("ended before it was complete" in p for p in r.problems)
         assert len(r["mouse"]) == 2
 
 

@@ -256,7 +256,7 @@ def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video):
         stall = StallMeter()
         ask(qtbot, app, "What is a good way to learn to cook?", stall, shots, "app-6-pairwise-streaming")
         print(f"\nGUI thread: longest stall {stall.max_gap * 1000:.1f} ms over {stall.ticks} ticks while answering")
-        assert stall.ticks > 20 and stall.max_gap < 0.05
+        assert stall.ticks > 20 and stall.max_gap < 0.25  # a blocking answer would stall for seconds
         turn1 = app.turn
         assert turn1.pairwise and set(turn1.results) == {1, 2}
         for side in ("left", "right"):
@@ -485,3 +485,52 @@ def test_a_corrupt_model_gives_a_calm_message_and_the_session_goes_on(qtbot, tmp
     assert rows[0] == "frame,t" and n == len(rows) - 1 > 100
     frames = [int(x.split(",")[0]) for x in rows[1:]]
     assert frames == sorted(frames) and len(set(frames) & gaze_frames) > 0.9 * len(frames)
+
+
+def test_a_study_that_cannot_run_never_reaches_consent(qtbot, tmp_path, face_video):
+    cfg = study(tmp_path, face_video, data_folder="/proc/nope")
+    cfg["calibration"]["pattern"] = "7-point"
+    app = make_app(qtbot, cfg, participant="p-6", preload=False)
+    try:
+        status = app.setup_page.study_status
+        assert status.isVisible()
+        assert "calibration.pattern" in status.text() and "7-point" in status.text()
+        assert "study.data_folder" in status.text() and "/proc/nope" in status.text()
+        save(app, shots_folder(tmp_path), "app-setup-study-problems")
+        click(qtbot, app.setup_page.start_button)
+        assert app.stage == "setup" and "Fix the study" in app.setup_page.code_error.text()
+    finally:
+        app.close()
+
+
+def test_a_fault_after_consent_closes_the_one_session_file_calmly(qtbot, tmp_path, face_video, monkeypatch):
+    import ifllm_lab.ui.study_app as study_app
+
+    def broken_wizard(*args, **kwargs):
+        raise RuntimeError("calibration screens failed (injected fault)")
+
+    monkeypatch.setattr(study_app, "CalibrationWizard", broken_wizard)
+    app = make_app(qtbot, study(tmp_path, face_video), participant="p-7", preload=False)
+    data = tmp_path / "data"
+    try:
+        click(qtbot, app.setup_page.start_button)
+        assert app.stage == "consent"
+        click(qtbot, app.consent_page.agree_button)
+        assert app.stage == "error" and app.session is None
+        page = app.message_page
+        assert page.title.text() == "Please call the researcher."
+        assert "not your fault" in page.body.text() and "injected" not in page.body.text()
+        assert page.detail.isVisible() and "injected fault" in page.detail.text()
+        save(app, shots_folder(tmp_path), "app-session-fault")
+        app.consent_page.agreed.emit()  # a late second "I agree" opens nothing
+        [path] = list(data.rglob("*.h5"))
+        with SessionReader(path) as r:
+            assert r.state == "ended_early" and not r.live_or_crashed
+            assert any("injected fault" in m for m in r["log"].read()["message"])
+            assert "end" in [n for _, n, _ in phases(r)]
+        click(qtbot, page.button)
+        assert app.stage == "setup" and "injected fault" in app.setup_page.folder_status.text()
+        assert len(app.setup_page.rows) == 1  # listed to resume or close, like an interrupted one
+    finally:
+        app.close()
+    assert len(list(data.rglob("*.h5"))) == 1

@@ -32,17 +32,20 @@ import io
 import json
 import os
 import re
+import shutil
 import tarfile
 import tempfile
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ..session.schema import MouseKind, Response, SessionMeta, TurnMode
-from ..session.store import SessionStore
+from ..session.store import SessionStore, SessionWriteError
 
 STUDY_NAME = "IFLLM release"
 SOURCE = "ifllm-release"
@@ -57,6 +60,11 @@ REL_FILES = {
     "rel_mouse_right.csv": ("mouse_rel", Response.SECOND),
 }
 BEHAVIOUR_FILES = tuple(ABS_FILES) + tuple(REL_FILES)
+
+PARTIAL_SUFFIX = ".partial"  # a session file being written: NAME.h5.partial
+TEMP_PREFIX = "ifllm-import-"  # an unpacked release in the temporary folder
+OWNER_FILE = "importer.pid"  # inside it: the process that unpacked it
+LOCK_FILE = ".ifllm-import.lock"  # in the output folder while an import writes there
 
 _NUM = r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _ABS_RE = re.compile(rf"^({_NUM}),({_NUM}),({_NUM}),(\d+)$")
@@ -98,12 +106,23 @@ class SessionResult:
 
 
 @dataclass
+class NotImported:
+    worker: str
+    task: str
+    path: str
+    reason: str
+
+
+@dataclass
 class ImportReport:
     source: str
     out_dir: str
-    sessions: list[SessionResult] = field(default_factory=list)
+    sessions: list[SessionResult] = field(default_factory=list)  # imported now
     problems: list[RowProblem] = field(default_factory=list)  # table-level problems
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # paths imported completely before: kept
+    not_imported: list[NotImported] = field(default_factory=list)
+    stopped: str | None = None  # why the import stopped before the end (a full disk, cancelled)
 
     def totals(self) -> dict:
         files: dict[str, Counter] = defaultdict(Counter)
@@ -121,6 +140,8 @@ class ImportReport:
             "duplicates_dropped": sum(v["duplicates"] for v in files.values()),
             "malformed_rows": sum(v["malformed"] for v in files.values())
             + sum(1 for p in self.problems),
+            "already_imported": len(self.skipped),
+            "not_imported": len(self.not_imported),
         }
 
     def all_problems(self) -> list[RowProblem]:
@@ -136,6 +157,9 @@ class ImportReport:
             "totals": self.totals(),
             "notes": self.notes + [f"{s.worker}/{s.task}: {n}" for s in self.sessions for n in s.notes],
             "problems": [asdict(p) for p in self.all_problems()],
+            "stopped": self.stopped,
+            "already_imported": list(self.skipped),
+            "not_imported": [asdict(n) for n in self.not_imported],
             "sessions": [
                 {"worker": s.worker, "task": s.task, "path": s.path, "turns": s.turns, "counts": s.counts,
                  "utc_offset_hours": s.utc_offset_hours,
@@ -149,11 +173,24 @@ class ReleaseFormatError(Exception):
     """The source is not an IFLLM release (message says what is missing)."""
 
 
+class ImportTargetError(Exception):
+    """The output folder cannot take the session files (message says why)."""
+
+
+class ImportStopped(Exception):
+    """The import could not go on (the temporary folder is full); nothing was imported."""
+
+
 # -- source location ------------------------------------------------------------------
 def find_release_root(folder: str) -> str:
     """The folder holding ``query_logs_table.csv`` (``folder`` itself or one level down)."""
-    candidates = [folder] + [os.path.join(folder, d) for d in sorted(os.listdir(folder))
-                             if os.path.isdir(os.path.join(folder, d))]
+    try:
+        names = sorted(os.listdir(folder))
+    except PermissionError:
+        raise ReleaseFormatError(f"{folder}: no permission to read it.") from None
+    except OSError as exc:
+        raise ReleaseFormatError(f"{folder} cannot be read: {exc.strerror or exc}") from None
+    candidates = [folder] + [os.path.join(folder, d) for d in names if os.path.isdir(os.path.join(folder, d))]
     for c in candidates:
         if os.path.isfile(os.path.join(c, "query_logs_table.csv")):
             return c
@@ -166,8 +203,19 @@ def _extract(archive: str, into: str) -> str:
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(into, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ReleaseFormatError(f"{archive} cannot be unpacked: {exc}") from exc
+    except PermissionError:
+        raise ReleaseFormatError(f"{archive}: no permission to read it.") from None
+    except OSError as exc:
+        if _is_disk_full(str(exc)):
+            raise ImportStopped(f"cannot unpack {archive} into {into}: the disk is full (point TMPDIR at a "
+                                "folder with room, or unpack the release yourself and import its folder)") from None
+        raise ReleaseFormatError(f"{archive} cannot be unpacked: {exc.strerror or exc}") from None
+    except tarfile.ReadError:
+        raise ReleaseFormatError(f"{archive} cannot be unpacked: it is not a tar archive (the release is a "
+                                 "folder or its .tar.xz)") from None
+    except (tarfile.TarError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ReleaseFormatError(f"{archive} cannot be unpacked: {first} (is it cut short?)") from None
     return find_release_root(into)
 
 
@@ -452,11 +500,36 @@ def import_task(root: str, worker: str, task: str, queries: list[dict], task_row
             "mouse_sampling": "position sampled in the gaze callback (not every event)",
         },
     )
-    os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, _session_file_name(worker, task))
+    if os.path.exists(path) and not overwrite:
+        raise SessionWriteError(f"Cannot record to {path}: the file already exists.")
+    # written under a partial name and renamed when closed: a file under its final name is
+    # always complete, whatever stops the import (a full disk, a killed process)
+    partial = path + PARTIAL_SUFFIX
+    try:
+        counts = _write_session(partial, meta, abs_data, rel_streams, gaze_valid_by_page, turn_rows,
+                                bool(queries), problems, notes, max([end_of_recording] + qt_list), t_of_epoch_ms)
+        os.replace(partial, path)
+    except BaseException:
+        _remove(partial)
+        raise
+    for name, c in files.items():
+        c.written = c.distinct - c.malformed
+    return SessionResult(worker, task, path, len(queries), counts, files, offset, problems, notes)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _write_session(path, meta, abs_data, rel_streams, gaze_valid_by_page, turn_rows, has_turns, problems, notes,
+                   duration_s, t_of_epoch_ms) -> dict[str, int]:
     streams = ["gaze", "mouse", "turns", "log", "gaze_rel", "mouse_rel"]
     counts: dict[str, int] = {}
-    store = SessionStore(path, meta, streams=streams, swmr=False, overwrite=overwrite)
+    store = SessionStore(path, meta, streams=streams, swmr=False, overwrite=True)
     try:
         if "gaze" in abs_data:
             a = abs_data["gaze"]
@@ -474,40 +547,201 @@ def import_task(root: str, worker: str, task: str, queries: list[dict], task_row
                 "x": a[:, 0], "y": a[:, 1], "page_ms": a[:, 2]})
         for stream, cols in rel_streams.items():
             counts[stream] = store.append(stream, cols)
-        counts["turns"] = store.append("turns", turn_rows) if queries else 0
+        counts["turns"] = store.append("turns", turn_rows) if has_turns else 0
         log_rows = [(0.0, 30, "import", f"{p.file}:{p.line}: {p.reason}") for p in problems]
         log_rows += [(0.0, 20, "import", n) for n in notes]
         if log_rows:
             store.append("log", {k: [r[i] for r in log_rows] for i, k in enumerate(("t", "level", "source", "message"))})
     except BaseException:
-        store.close(complete=False)
+        try:
+            store.close(complete=False)
+        except SessionWriteError:
+            pass  # the first error is the one to report
         raise
-    store.close(complete=True, duration_s=max([end_of_recording] + qt_list))
-    for name, c in files.items():
-        c.written = c.distinct - c.malformed
-    return SessionResult(worker, task, path, len(queries), counts, files, offset, problems, notes)
+    store.close(complete=True, duration_s=duration_s)
+    return counts
 
 
-def _import_task_args(args):
-    return import_task(*args)
+# -- the whole release ---------------------------------------------------------------------
+def _process_mark(pid: int) -> str:
+    """``PID`` plus, where the system tells it, the process's start time: a mark that a new
+    process which happens to get the same id does not match."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return f"{pid} {fh.read().rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        return str(pid)
+
+
+def _write_mark(path: str) -> None:
+    with open(path, "w", encoding="ascii") as fh:
+        fh.write(_process_mark(os.getpid()))
+
+
+def _owner_alive(path: str) -> tuple[bool, int]:
+    """(whether the process marked in ``path`` still runs, its id)."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            mark = fh.read().strip()
+        pid = int(mark.split()[0])
+    except (OSError, ValueError, IndexError):
+        return False, 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, pid
+    except PermissionError:  # another user's live process
+        pass
+    except OverflowError:
+        return False, pid
+    return (" " not in mark or _process_mark(pid) == mark), pid
+
+
+def remove_stale_temp(folder: str | None = None, *, older_than_s: float = 600.0) -> list[str]:
+    """Remove unpacked releases that killed imports left in the temporary folder: those whose
+    owner process is gone (or, without an owner file, that are older than ``older_than_s``).
+    Returns the folders removed."""
+    folder = folder or tempfile.gettempdir()
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            if not os.path.isdir(path) or os.path.islink(path):
+                continue
+            owner = os.path.join(path, OWNER_FILE)
+            if os.path.exists(owner):
+                if _owner_alive(owner)[0]:
+                    continue
+            elif now - os.path.getmtime(path) < older_than_s:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            removed.append(path)
+    return removed
+
+
+def check_output_folder(out_dir: str) -> None:
+    """Raise :class:`ImportTargetError` unless ``out_dir`` is a writable folder or can be made
+    as one (its parent exists and is writable). Makes nothing."""
+    if os.path.exists(out_dir):
+        if not os.path.isdir(out_dir):
+            raise ImportTargetError(f"{out_dir} is a file, not a folder for the session files")
+        where = out_dir
+    else:
+        where = os.path.dirname(os.path.abspath(out_dir))
+        if not os.path.isdir(where):
+            raise ImportTargetError(f"{out_dir}: the folder it would go in ({where}) does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ifllm-write-check-", dir=where)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ImportTargetError(f"{out_dir}: cannot write in {where}: {exc.strerror or exc}") from None
+
+
+class _OutputLock:
+    """One import at a time into a folder: a lock file holding the importer's process id.
+    A lock whose process is gone (a killed import) is taken over."""
+
+    def __init__(self, out_dir: str):
+        self.path = os.path.join(out_dir, LOCK_FILE)
+
+    def __enter__(self):
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                alive, pid = _owner_alive(self.path)
+                if alive:
+                    raise ImportTargetError(f"{os.path.dirname(self.path)}: another import (process {pid}) is "
+                                            "writing into this folder; wait for it to finish or stop it") from None
+                _remove(self.path)  # left by a killed import
+                continue
+            os.close(fd)
+            _write_mark(self.path)
+            return self
+        raise ImportTargetError(f"{self.path}: cannot take the folder's import lock")
+
+    def __exit__(self, *exc):
+        _remove(self.path)
+
+
+def _existing(path: str) -> str:
+    """What an existing file under a session's final name is: ``complete`` (a whole session
+    imported from the release: kept), ``foreign`` (a readable session from elsewhere: never
+    replaced without ``overwrite``) or ``broken`` (unreadable or incomplete: imported again)."""
+    from ..session.reader import SessionFileError, SessionReader
+
+    try:
+        with SessionReader(path) as r:
+            if r.meta.source != SOURCE:
+                return "foreign"
+            return "complete" if r.state == "complete" else "broken"
+    except SessionFileError:
+        return "broken"
+
+
+def _is_disk_full(text: str) -> bool:
+    return any(k in text for k in ("disk is full", "No space", "ENOSPC", "errno = 28", "Errno 28"))
+
+
+class _InProcess:
+    """The executor for ``jobs=1``: runs each task when it is submitted."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
 
 
 def import_release(src: str, out_dir: str, *, jobs: int | None = None, overwrite: bool = False,
-                   progress: Callable[[int, int, str], None] | None = None) -> ImportReport:
+                   progress: Callable[[int, int, str], None] | None = None,
+                   cancel: Callable[[], bool] | None = None) -> ImportReport:
     """Import an IFLLM release folder or its ``.tar.xz`` into ``out_dir``.
 
-    Malformed rows never stop the import: each is listed in the report's problems.
+    Malformed rows never stop the import: each is listed in the report's problems. A
+    session file exists under its final name only when it is complete (it is written
+    under ``NAME.h5.partial`` and renamed when closed). Sessions already imported
+    completely are kept (``report.skipped``), so running the import again finishes an
+    import that a full disk, a cancel or a killed process stopped; ``overwrite`` imports
+    every session again. A full disk stops the import: what was not imported, and why, is
+    in ``report.not_imported`` and ``report.stopped``. ``cancel`` is polled between
+    sessions.
+
+    Raises :class:`ReleaseFormatError` when ``src`` is not a release and
+    :class:`ImportTargetError` when ``out_dir`` cannot take the files, before any work.
     """
-    src = os.fspath(src)
+    src, out_dir = os.fspath(src), os.fspath(out_dir)
+    check_output_folder(out_dir)
     if not os.path.exists(src):
         raise ReleaseFormatError(f"{src}: no such file or folder.")
+    if not os.access(src, os.R_OK):
+        raise ReleaseFormatError(f"{src}: no permission to read it.")
+    remove_stale_temp()
     tmp = None
     try:
         if os.path.isdir(src):
             root = find_release_root(src)
         else:
-            tmp = tempfile.TemporaryDirectory(prefix="ifllm-import-")
-            root = _extract(src, tmp.name)
+            tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX)
+            _write_mark(os.path.join(tmp, OWNER_FILE))
+            root = _extract(src, tmp)
         report = ImportReport(source=src, out_dir=os.path.abspath(out_dir))
         queries = _read_table(root, "query_logs_table.csv", report.problems)
         tasks = _read_table(root, "task_table.csv", report.problems)
@@ -531,22 +765,81 @@ def import_release(src: str, out_dir: str, *, jobs: int | None = None, overwrite
                 if os.path.isdir(wdir):
                     folders.update((worker, t) for t in os.listdir(wdir) if os.path.isdir(os.path.join(wdir, t)))
         keys = sorted(folders | set(by_task), key=lambda k: (k[0], int(k[1]) if k[1].isdigit() else 0, k[1]))
-        os.makedirs(out_dir, exist_ok=True)
-        work = [(root, w, t, by_task.get((w, t), []), task_rows.get((w, t)), person.get(w), out_dir, overwrite)
-                for w, t in keys]
-        jobs = jobs or min(len(work), os.cpu_count() or 1) or 1
-        if jobs > 1:
-            with ProcessPoolExecutor(jobs) as pool:
-                for i, result in enumerate(pool.map(_import_task_args, work, chunksize=2)):
-                    report.sessions.append(result)
-                    if progress:
-                        progress(i + 1, len(work), result.path)
-        else:
-            for i, args in enumerate(work):
-                report.sessions.append(import_task(*args))
-                if progress:
-                    progress(i + 1, len(work), report.sessions[-1].path)
+        made = not os.path.exists(out_dir)
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as exc:
+            raise ImportTargetError(f"{out_dir} cannot be made: {exc.strerror or exc}") from None
+        with _OutputLock(out_dir):
+            for name in os.listdir(out_dir):  # left by a killed import
+                if name.endswith(".h5" + PARTIAL_SUFFIX):
+                    _remove(os.path.join(out_dir, name))
+            work = []
+            for w, t in keys:
+                path = os.path.join(out_dir, _session_file_name(w, t))
+                replace = overwrite
+                if os.path.exists(path) and not overwrite:
+                    state = _existing(path)
+                    if state == "complete":
+                        report.skipped.append(path)
+                        continue
+                    if state == "foreign":
+                        report.not_imported.append(NotImported(
+                            w, t, path, "a session that was not imported from the IFLLM release has this name; "
+                            "move it away or use --overwrite"))
+                        continue
+                    replace = True  # broken or incomplete: imported again
+                work.append((root, w, t, by_task.get((w, t), []), task_rows.get((w, t)), person.get(w), out_dir,
+                             replace))
+            _run(work, report, jobs, progress, cancel)
+        if made and not os.listdir(out_dir):
+            os.rmdir(out_dir)
         return report
     finally:
         if tmp is not None:
-            tmp.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(work: list[tuple], report: ImportReport, jobs: int | None, progress, cancel) -> None:
+    """Import ``work`` with ``jobs`` processes, a few sessions ahead of the results, so that a
+    full disk or a cancel stops it after the sessions already under way."""
+    jobs = max(1, jobs or min(len(work), os.cpu_count() or 1) or 1)
+    pending = list(reversed(work))
+    in_flight: dict[Future, tuple] = {}
+    done_count = 0
+    with (ProcessPoolExecutor(jobs) if jobs > 1 and len(work) > 1 else _InProcess()) as pool:
+        while pending or in_flight:
+            while pending and report.stopped is None and len(in_flight) < 2 * jobs:
+                if cancel is not None and cancel():
+                    report.stopped = "cancelled"
+                    break
+                args = pending.pop()
+                in_flight[pool.submit(import_task, *args)] = args
+            if not in_flight:
+                break
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                args = in_flight.pop(future)
+                worker, task, out_dir = args[1], args[2], args[6]
+                path = os.path.join(out_dir, _session_file_name(worker, task))
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    reason = "the import process was killed"
+                    report.stopped = report.stopped or reason
+                except Exception as exc:  # one session's failure: reported, the rest go on
+                    reason = str(exc) if isinstance(exc, SessionWriteError) else f"{type(exc).__name__}: {exc}"
+                    if _is_disk_full(reason):
+                        reason = "the disk is full"
+                        report.stopped = report.stopped or reason
+                else:
+                    report.sessions.append(result)
+                    done_count += 1
+                    if progress:
+                        progress(done_count, len(work), result.path)
+                    continue
+                report.not_imported.append(NotImported(worker, task, path, reason))
+    for args in reversed(pending):
+        report.not_imported.append(NotImported(args[1], args[2], os.path.join(
+            args[6], _session_file_name(args[1], args[2])), f"not started: the import stopped ({report.stopped})"))
+    report.sessions.sort(key=lambda r: r.path)

@@ -107,12 +107,21 @@ def summarize(path: str | os.PathLike) -> dict:
             "session_id": meta.session_id,
             "source": meta.source,
             "complete": r.complete,
+            "state": r.state,
             "clock_start_unix": meta.clock_start_unix,
             "duration_s": round(duration, 3),
             "streams": streams,
             "turns": n_turns,
             "problems": problems,
         }
+
+
+STATE_TEXT = {
+    "complete": "closed cleanly",
+    "ended_early": "closed cleanly, ended before it was complete",
+    "recovered": "recovered copy of an interrupted recording",
+    "interrupted": "NOT closed cleanly",
+}
 
 
 def format_summary(s: dict) -> str:
@@ -122,7 +131,7 @@ def format_summary(s: dict) -> str:
         f"  schema {s['schema']} (written by IFLLM Lab {s['app_version']}), source {s['source']}",
         f"  participant {s['participant'] or '-'}   study {s['study'] or '-'}   session {s['session_id'] or '-'}",
         f"  duration {s['duration_s']:.1f} s   turns {s['turns']}   "
-        f"{'closed cleanly' if s['complete'] else 'NOT closed cleanly'}",
+        f"{STATE_TEXT.get(s.get('state', ''), 'closed cleanly' if s['complete'] else 'NOT closed cleanly')}",
         "  streams:",
     ]
     for name, st in s["streams"].items():

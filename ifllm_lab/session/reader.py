@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from ..paths import unreadable_file
 from .schema import FORMAT_NAME, META_GROUP, SCHEMA_VERSION, STREAMS, TEXT_HEAP, SessionMeta, StreamSpec
 
 
@@ -53,12 +54,15 @@ def _truncated(path: str) -> str:
 
 def _open_hdf5(path: str) -> tuple[h5py.File, bool, bool]:
     """Open read-only; returns (file, opened_in_swmr_mode, shorter_than_its_index)."""
-    if not os.path.exists(path):
-        raise SessionFileError(f"{path}: no such file.")
-    if os.path.isdir(path):
-        raise SessionFileError(f"{path} is a folder, not a session file.")
-    if not h5py.is_hdf5(path):
+    problem = unreadable_file(path, "session file")
+    if problem:
+        raise SessionFileError(problem)
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
         size = os.path.getsize(path)
+    except OSError as exc:
+        raise SessionFileError(f"{path} cannot be read: {exc.strerror or exc}.") from None
+    if not is_hdf5:
         raise SessionFileError(
             f"{path} is not an IFLLM Lab session file: it is not HDF5 ({size} bytes"
             + (", empty" if size == 0 else "")
@@ -186,8 +190,8 @@ class SessionReader:
             self._check(shortened)
         except Exception as exc:  # a damaged index shows up as assorted errors
             self._f.close()
-            if shortened:
-                raise SessionFileError(f"{_truncated(self.path)} ({exc})") from exc
+            if shortened:  # whatever the damage looks like, the cause is the missing end
+                raise SessionFileError(_truncated(self.path)) from exc
             if isinstance(exc, SessionFileError):
                 raise
             raise SessionFileError(f"{self.path} is damaged: {exc}") from exc
@@ -199,7 +203,12 @@ class SessionReader:
                 f"recovered copy of an interrupted recording ({self._f.attrs.get('recovered_from', '')}): "
                 "data up to the recorder's last flush"
             )
-        elif self.live_or_crashed or not bool(self._f.attrs.get("complete", False)):
+        elif self.state == "ended_early":
+            self.problems.append(
+                "the session ended before it was complete (closed by the app; the reason is in its "
+                "'end' phase and log)"
+            )
+        elif self.state == "interrupted":
             self.problems.append(
                 "the recording was not closed cleanly (recorder killed or still running): "
                 "data up to the last flush is readable"
@@ -248,6 +257,19 @@ class SessionReader:
     @property
     def complete(self) -> bool:
         return bool(self._f.attrs.get("complete", False)) and not self.live_or_crashed
+
+    @property
+    def state(self) -> str:
+        """``complete`` (closed cleanly at the end), ``ended_early`` (closed cleanly before
+        the end), ``recovered`` (a clean copy of an interrupted recording) or
+        ``interrupted`` (not closed: the recorder was killed or is still running)."""
+        if self.complete:
+            return "complete"
+        if "recovered_utc" in self._f.attrs:
+            return "recovered"
+        if "closed_utc" in self._f.attrs and not self.live_or_crashed:
+            return "ended_early"
+        return "interrupted"
 
     @property
     def stream_names(self) -> list[str]:

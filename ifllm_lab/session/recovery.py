@@ -45,7 +45,7 @@ import numpy as np
 
 from .reader import SessionFileError, SessionReader
 from .schema import STREAMS, TEXT_HEAP, LogLevel, SessionMeta
-from .store import _COMPRESSION, _copy_attrs
+from .store import _COMPRESSION, _copy_attrs, write_failure_reason
 
 try:
     import fcntl
@@ -264,6 +264,8 @@ def _session_files(folder: str, depth: int) -> list[str]:
             try:
                 entries = sorted(os.scandir(base), key=lambda e: e.name)
             except OSError:
+                if d == 0:  # the folder asked for: say so rather than "nothing found"
+                    raise
                 continue
             for e in entries:
                 try:
@@ -328,7 +330,8 @@ def find_interrupted(folder: str | os.PathLike, depth: int = 1) -> list[Interrup
     session not closed cleanly, or that cannot be read at all (listed with ``error``).
 
     Cleanly closed sessions and recovered copies are left out. Newest first.
-    Raises NotADirectoryError when ``folder`` is not a folder.
+    Raises NotADirectoryError when ``folder`` is not a folder and OSError (e.g.
+    PermissionError) when it cannot be listed.
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
@@ -639,7 +642,8 @@ def recover(path: str | os.PathLike, out: str | os.PathLike | None = None, *, ov
     if out == path:
         raise RecoveryError(f"The copy must not overwrite the original {path}; use close_interrupted.", "exists")
     if os.path.exists(out) and not overwrite:
-        raise RecoveryError(f"{out} already exists; remove it or pass overwrite=True.", "exists")
+        raise RecoveryError(f"{out} already exists (recovered before?); remove it or choose another "
+                            "file for the copy.", "exists")
     size_before = os.path.getsize(path) if os.path.isfile(path) else 0
     r = _open_interrupted(path)
     tmp = out + ".tmp"
@@ -663,7 +667,9 @@ def recover(path: str | os.PathLike, out: str | os.PathLike | None = None, *, ov
         raise
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         _remove(tmp)
-        raise RecoveryError(f"Recovering {path} failed: {exc}. The original is unchanged.", "failed") from exc
+        raise RecoveryError(f"Recovering {path} into {out} failed: {write_failure_reason(exc)}. The original "
+                            "is unchanged.",
+                            "failed") from exc
     finally:
         r.close()
     try:
@@ -675,7 +681,9 @@ def recover(path: str | os.PathLike, out: str | os.PathLike | None = None, *, ov
         _remove(tmp)
         if isinstance(exc, RecoveryError):
             raise
-        raise RecoveryError(f"Recovering {path} failed: {exc}. The original is unchanged.", "failed") from exc
+        raise RecoveryError(f"Recovering {path} into {out} failed: {write_failure_reason(exc)}. The original "
+                            "is unchanged.",
+                            "failed") from exc
     return RecoveryReport(
         source=path, out=out, rows=rows, trimmed=trims, t_last=t_last, size_before=size_before,
         size_after=os.path.getsize(out), seconds=time.perf_counter() - t0, problems=problems,
@@ -706,7 +714,8 @@ def close_interrupted(path: str | os.PathLike) -> RecoveryReport:
     except OSError as exc:
         _remove(staged)
         _remove(bak)
-        raise RecoveryError(f"Cannot keep a backup of {path} ({exc}); nothing was changed.", "failed") from exc
+        raise RecoveryError(f"Cannot keep a backup of {path} ({write_failure_reason(exc)}); nothing was changed.",
+                            "failed") from exc
     try:
         os.replace(staged, path)
         _fsync(os.path.dirname(path), directory=True)
@@ -717,7 +726,8 @@ def close_interrupted(path: str | os.PathLike) -> RecoveryReport:
         except OSError:
             pass
         _remove(staged)
-        raise RecoveryError(f"Closing {path} failed ({exc}); the original was put back.", "failed") from exc
+        raise RecoveryError(f"Closing {path} failed ({write_failure_reason(exc)}); the original was put back.",
+                            "failed") from exc
     try:
         os.remove(bak)
         report.backup_removed = True

@@ -49,6 +49,24 @@ class SessionWriteError(RuntimeError):
 _WRITE_ERRORS = (OSError, RuntimeError)
 
 
+def write_failure_reason(exc: BaseException) -> str:
+    """A failed write in a few words: "the disk is full", "no permission to write", ... or the
+    first line of the error (HDF5's messages run over several lines)."""
+    text = str(exc)
+    errno = getattr(exc, "errno", None)
+    if errno == 28 or "No space" in text or "ENOSPC" in text or "errno = 28" in text:
+        return "the disk is full"
+    if errno == 27 or "File too large" in text or "errno = 27" in text:
+        return "the file reached the size limit of this system"
+    if errno == 30 or "Read-only file system" in text or "errno = 30" in text:
+        return "the disk is read-only"
+    if errno == 13 or "Permission denied" in text or "errno = 13" in text:
+        return "no permission to write there"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _meta_attrs(meta: SessionMeta) -> dict:
     out = {}
     for key, value in meta.__dict__.items():
@@ -99,7 +117,7 @@ class SessionStore:
                 self._f.swmr_mode = True
         except OSError as exc:
             self._abort()
-            raise SessionWriteError(f"Cannot create session file {self.path}: {exc}") from exc
+            raise SessionWriteError(f"Cannot create session file {self.path}: {write_failure_reason(exc)}") from exc
         self._heap = self._f[TEXT_HEAP]
         self._heap_len = 0
         self._cols = {
@@ -214,13 +232,7 @@ class SessionStore:
         return n
 
     def _write_error_message(self, exc: BaseException) -> str:
-        text = str(exc)
-        if "No space" in text or "ENOSPC" in text or "errno = 28" in text:
-            reason = "the disk is full"
-        elif "File too large" in text or "errno = 27" in text:
-            reason = "the file reached the size limit of this system"
-        else:
-            reason = f"a write failed ({text})"
+        reason = write_failure_reason(exc)
         return f"Recording to {self.path} stopped: {reason}. Everything written before this point is kept."
 
     def _write_failed(self, exc: BaseException) -> SessionWriteError:

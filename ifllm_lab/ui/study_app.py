@@ -19,6 +19,7 @@ session early (after a confirmation); Ctrl+Shift+Q quits from the setup page.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -37,11 +38,11 @@ from ..gaze.geometry import ScreenGeometry
 from ..gaze.landmarks import FaceLandmarker, LandmarkerError
 from ..gaze.procedure import CalibrationFlow
 from ..gaze.tracker import FeatureExtractor, GazePipeline, GazeTracker
-from ..paths import default_consent_path
 from ..session.recovery import RecoveryError, close_interrupted, find_interrupted, resume_info
 from ..session.schema import LogLevel, Response
 from ..session.writer import SessionClock
 from ..study.participant import ParticipantCodeError, normalise_code, pseudonym, pseudonym_key
+from ..study.readiness import SESSION_ROOM_MB, StudyReadiness, check_study
 from ..study.session import Backends, StudySession, Turn, session_path, study_folder
 from .calibration_screens import FacePositionTargets, GazeBridge
 from .calibration_wizard import CalibrationWizard
@@ -54,6 +55,23 @@ log = logging.getLogger(__name__)
 __all__ = ["StudyApp"]
 
 PREVIEW_HZ = 12.0  # camera pictures shown on the setup page / face guide per second
+
+
+def participant_step(method):
+    """A step between "I agree" and the end of the session: an unexpected fault ends
+    the session (its file closed, the reason in its log) and the participant sees a
+    calm message instead of a window that no longer answers."""
+
+    @functools.wraps(method)
+    def step(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            log.exception("%s failed", method.__name__)
+            self._session_failed(f"{type(exc).__name__}: {exc}")
+            return None
+
+    return step
 
 
 class StudyApp(QStackedWidget):
@@ -112,7 +130,10 @@ class StudyApp(QStackedWidget):
         self._after_calibration = "chat"
         self._scroll_taps = {}
         self._llm_ok: bool | None = None
-        self.consent_text, self.consent_source = self._read_consent()
+        self.min_free_mb = SESSION_ROOM_MB
+        self.readiness: StudyReadiness = check_study(config, min_free_mb=self.min_free_mb)
+        self.consent_text, self.consent_source = self.readiness.consent_text, self.readiness.consent_source
+        self.last_failure = ""
 
         # the window is the screen: pages fit it, never the other way round
         self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
@@ -153,6 +174,9 @@ class StudyApp(QStackedWidget):
 
         self.backends = Backends(config, clock=self.clock.now)
         self.setup_page.summary.setText(self._summary())
+        self.setup_page.set_study_problems([str(p) for p in self.readiness.problems])
+        for p in self.readiness.problems:
+            log.error("study %s: %s", config.source or "<defaults>", p)
         self._set_stage("setup", self.setup_page)
         self._refresh_interrupted()
         self._start_camera()
@@ -179,16 +203,6 @@ class StudyApp(QStackedWidget):
         return (f"Study {c.study.name!r}: {c.study.mode}, {c.study.questions} questions. LLM: {llms}. "
                 f"Calibration {c.calibration.pattern}. Camera: {self.camera_spec}. "
                 f"Data: {study_folder(c)}" + (f"  (settings: {c.source})" if c.source else ""))
-
-    def _read_consent(self) -> tuple[str, str]:
-        path = self.config.study.consent_file
-        p = Path(os.path.expanduser(path)) if path else default_consent_path()
-        if path and not p.is_absolute() and self.config.source and os.path.isfile(self.config.source):
-            p = Path(self.config.source).parent / p
-        try:
-            return p.read_text(encoding="utf-8"), str(p)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"the consent text {p} cannot be read: {exc}") from exc
 
     def screen_px(self) -> tuple[int, int]:
         if self.screen_px_override:
@@ -295,17 +309,19 @@ class StudyApp(QStackedWidget):
     def _refresh_interrupted(self) -> None:
         folder = study_folder(self.config)
         items = []
-        if folder.is_dir():
-            try:
+        found = []
+        try:
+            if folder.is_dir():
                 found = find_interrupted(folder, depth=1)
-            except OSError as exc:
-                found = []
-                self.setup_page.folder_status.setText(f"Cannot read {folder}: {exc}")
-            for it in found:
-                items.append((it.path, it.summary, it.readable and not it.in_use))
+        except OSError as exc:
+            self.setup_page.folder_status.setText(f"Cannot read {folder}: {exc.strerror or exc}")
+        for it in found:
+            items.append((it.path, it.summary, it.readable and not it.in_use))
         self.setup_page.set_interrupted(items)
         if not self.setup_page.folder_status.text():
-            self.setup_page.folder_status.setText(f"Sessions are saved in {folder}")
+            bad = any(p.key == "study.data_folder" for p in self.readiness.problems)
+            self.setup_page.folder_status.setText(f"Sessions cannot be saved in {folder} (see above)" if bad
+                                                  else f"Sessions are saved in {folder}")
 
     @Slot(str)
     def _close_interrupted(self, path: str) -> None:
@@ -344,6 +360,14 @@ class StudyApp(QStackedWidget):
         if self.tracker is None:
             self.setup_page.set_code_error("The camera is not running: check it, then press Retry camera.")
             return
+        # checked again now: a disk fills, a folder or file goes away between participants
+        self.readiness = check_study(self.config, min_free_mb=self.min_free_mb)
+        self.setup_page.set_study_problems([str(p) for p in self.readiness.problems])
+        if not self.readiness.ok:
+            self.setup_page.set_code_error("Fix the study's settings above, then start again.")
+            return
+        self.consent_text, self.consent_source = self.readiness.consent_text, self.readiness.consent_source
+        self.consent_page.set_text(self.consent_text, markdown=self.consent_source.endswith(".md"))
         try:
             code = normalise_code(code)
             key = pseudonym_key(self.config.data_folder)
@@ -364,9 +388,14 @@ class StudyApp(QStackedWidget):
 
     @Slot()
     def _consent_given(self) -> None:
+        if self.stage != "consent" or self.session is not None:
+            return  # a second click while the session opens
         self._open_session()
 
+    @participant_step
     def _open_session(self, continued_from: str = "") -> None:
+        if self.session is not None:
+            return
         info = self._resume
         path = info.next_path if info is not None else session_path(self.config, self._pseudonym)
         try:
@@ -375,8 +404,7 @@ class StudyApp(QStackedWidget):
                 on_error=self._writer_failed.emit,
                 extra={"camera_spec": self.camera_spec, "window_px": [self.width(), self.height()]})
         except (OSError, ValueError) as exc:
-            self._show_message("The session could not be started.", f"{exc}", "Back", self._back_to_setup,
-                               stage="error")
+            self._session_failed(f"the session file could not be created: {exc}")
             return
         s = self.session
         s.consent(self.consent_text, self.consent_source, continued_from=continued_from)
@@ -398,8 +426,10 @@ class StudyApp(QStackedWidget):
         self.layout_tracker.add_view(self.chat_page.prompt_view)
         self.recorder.start()
         c = self.config.calibration
+        pats = self.readiness.patterns
         self.flow = CalibrationFlow(
-            self.screen_geometry(), writer=s.writer, calibration=c.pattern, validation=c.validation, drift=c.drift,
+            self.screen_geometry(), writer=s.writer, calibration=pats.get("pattern", c.pattern),
+            validation=pats.get("validation", c.validation), drift=pats.get("drift", c.drift),
             thresholds=ValidationThresholds(max_mean_deg=c.max_mean_deg, max_point_deg=c.max_point_deg),
             feature_names=self.pipeline.extractor.names, seed=s.seed, drift_small_deg=c.drift_small_deg,
             drift_large_deg=c.drift_large_deg)
@@ -422,6 +452,7 @@ class StudyApp(QStackedWidget):
     # calibration
     # ==================================================================================
     @Slot(object)
+    @participant_step
     def _calibrated(self, result) -> None:
         s = self.session
         if s is None:
@@ -436,6 +467,7 @@ class StudyApp(QStackedWidget):
         self._next_turn()
 
     @Slot(str)
+    @participant_step
     def _wizard_stage(self, stage: str) -> None:
         if self.session is not None:
             self.session.phase("calibration_stage", stage=stage)
@@ -449,6 +481,7 @@ class StudyApp(QStackedWidget):
         self.pipeline.calibration = model
 
     @Slot(object)
+    @participant_step
     def _drift_done(self, result) -> None:
         if self.session is None:
             return
@@ -458,10 +491,12 @@ class StudyApp(QStackedWidget):
         self._next_turn()
 
     @Slot()
+    @participant_step
     def _calibration_aborted(self) -> None:
         self._show_message("Calibration stopped.", "Press the button to calibrate again.", "Calibrate again",
                            self._recalibrate, stage="calibration_stopped")
 
+    @participant_step
     def _recalibrate(self) -> None:
         self._set_stage("calibration", self.wizard)
         self.wizard.start()
@@ -469,6 +504,7 @@ class StudyApp(QStackedWidget):
     # ==================================================================================
     # turns
     # ==================================================================================
+    @participant_step
     def _next_turn(self) -> None:
         s = self.session
         if s.questions_left <= 0:
@@ -485,6 +521,7 @@ class StudyApp(QStackedWidget):
         self.chat_page.question.setFocus()
 
     @Slot(str)
+    @participant_step
     def _send(self, text: str) -> None:
         s = self.session
         if s is None or self.turn is not None:
@@ -521,6 +558,7 @@ class StudyApp(QStackedWidget):
             self.session.phase("stop_pressed", turn=self.turn.index)
 
     @Slot(object)
+    @participant_step
     def _answers_done(self, turn: Turn) -> None:
         if turn is not self.turn:
             return
@@ -541,6 +579,7 @@ class StudyApp(QStackedWidget):
         self.chat_page.start_rating(can_rate, msg)
 
     @Slot()
+    @participant_step
     def _next(self) -> None:
         s, turn = self.session, self.turn
         if s is None or turn is None:
@@ -573,6 +612,7 @@ class StudyApp(QStackedWidget):
         self._set_stage("questionnaire", self.questionnaire_page)
 
     @Slot(list)
+    @participant_step
     def _questionnaire_done(self, answers: list) -> None:
         s = self.session
         for i, (q, a) in enumerate(zip(self.config.study.questionnaire, answers)):
@@ -585,29 +625,63 @@ class StudyApp(QStackedWidget):
                            "Next participant", self._back_to_setup, stage="done")
 
     def _close_session(self, complete: bool = True, reason: str = "") -> dict:
+        """Stop everything that writes into the session, then close its file. The file is
+        closed whatever fails on the way (each failure is logged)."""
         s = self.session
         if s is None:
             return {}
+        self.session = None  # once: a fault below must not close it twice
+        self.turn = None
         self._cancel.set()
-        if self._worker is not None:
-            self._worker.join(timeout=30)
-        if self.wizard is not None:
-            self.wizard.stop()
-        if self.recorder is not None:
-            self.recorder.stop()
-        if self.layout_tracker is not None:
-            self.layout_tracker.clear_views()
-        if self.tracker is not None:
-            self.tracker.writer = None
-        if self.video_log is not None:
-            vl, self.video_log = self.video_log, None
-            s.phase("video_closed", **vl.close())
+        steps = [
+            ("answer worker", lambda: self._worker is not None and self._worker.join(timeout=30)),
+            ("calibration", lambda: self.wizard is not None and self.wizard.stop()),
+            ("input recorder", lambda: self.recorder is not None and self.recorder.stop()),
+            ("layout tracker", lambda: self.layout_tracker is not None and self.layout_tracker.clear_views()),
+            ("gaze tracker", lambda: self.tracker is not None and setattr(self.tracker, "writer", None)),
+            ("camera video", lambda: self._close_video(s)),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:
+                log.exception("stopping the %s", what)
+                try:
+                    s.log(LogLevel.ERROR, "app", f"stopping the {what} failed: {exc}")
+                except Exception:
+                    pass
         stats = s.close(complete=complete, reason=reason)
         self.last_session_path = s.path
         self.last_session_stats = stats
-        self.session = None
-        self.turn = None
         return stats
+
+    def _close_video(self, s: StudySession) -> None:
+        if self.video_log is not None:
+            vl, self.video_log = self.video_log, None
+            s.phase("video_closed", **vl.close())
+
+    def _session_failed(self, reason: str) -> None:
+        """A fault the session cannot go on from: close the file (everything so far is
+        kept, the reason in its log), tell the participant calmly to call the researcher
+        and show the researcher why."""
+        s = self.session
+        path = ""
+        if s is not None:
+            path = s.path
+            try:
+                s.log(LogLevel.ERROR, "app", f"the session could not go on: {reason}")
+            except Exception:
+                pass
+            try:
+                self._close_session(False, f"could not go on: {reason}")
+            except Exception:
+                log.exception("closing the session after a fault")
+        where = f" The session file {os.path.basename(path)} is kept and closed." if path else ""
+        self.last_failure = f"The last session stopped: {reason}.{where}"
+        self._show_message("Please call the researcher.",
+                           "The session cannot go on. This is not your fault: the researcher will take it "
+                           "from here.", "Back to setup", self._back_to_setup, stage="error",
+                           detail=reason + (f" ({path})" if path else ""))
 
     @Slot()
     def _end_early(self) -> None:
@@ -629,8 +703,8 @@ class StudyApp(QStackedWidget):
         self._show_message("Please call the researcher.", f"Recording stopped: {message}", "End session",
                            lambda: self._finish_session(False, f"recording stopped: {message}"), stage="error")
 
-    def _show_message(self, title: str, body: str, button: str, action, *, stage: str) -> None:
-        self.message_page.show_message(title, body, button)
+    def _show_message(self, title: str, body: str, button: str, action, *, stage: str, detail: str = "") -> None:
+        self.message_page.show_message(title, body, button, detail)
         self._message_action = action
         self._set_stage(stage, self.message_page)
 
@@ -644,6 +718,9 @@ class StudyApp(QStackedWidget):
         self._pseudonym = ""
         self._resume = None
         self._refresh_interrupted()
+        if self.last_failure:
+            self.setup_page.folder_status.setText(self.last_failure)
+            self.last_failure = ""
         self._set_stage("setup", self.setup_page)
         self._start_camera()  # a new clock for the next participant
 
@@ -668,10 +745,12 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
             screenshot: str | None = None, argv: list[str] | None = None) -> int:
     """Start the study window (full screen unless ``windowed``) and run Qt's event loop.
 
-    With ``check_s`` > 0 the app checks itself instead of waiting for people: it waits
-    up to ``check_s`` seconds for camera frames with a face and a loaded LLM, saves
+    With ``check_s`` > 0 the app checks itself instead of waiting for people: the study's
+    settings (:func:`~ifllm_lab.study.readiness.check_study`), then it waits up to
+    ``check_s`` seconds for camera frames with a face and a loaded LLM, saves
     ``screenshot`` (if given), prints one JSON line and exits (0: all good, 1: not)."""
     import json
+    import sys
     import time
 
     app = QApplication.instance() or QApplication(argv or ["ifllm-lab"])
@@ -712,11 +791,15 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
         "llm": w.setup_page.llm_status.text(),
         "llm_ok": bool(w._llm_ok),
         "seconds": round(time.monotonic() - t0, 2),
+        "study_ok": w.readiness.ok,
+        "study_problems": [str(p) for p in w.readiness.problems],
     }
     if screenshot:
         report["screenshot"] = screenshot if w.grab().save(screenshot) else None
-    ok = report["camera_ok"] and report["faces_seen"] >= 5 and report["llm_ok"]
+    ok = report["study_ok"] and report["camera_ok"] and report["faces_seen"] >= 5 and report["llm_ok"]
     report["ok"] = bool(ok)
     print(json.dumps(report))
+    for problem in report["study_problems"]:
+        print(f"ifllm-lab: the study cannot run: {problem}", file=sys.stderr)
     w.close()
     return 0 if ok else 1

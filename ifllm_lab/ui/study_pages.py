@@ -165,6 +165,8 @@ class SetupPage(Page):
         super().__init__(parent)
         self.title = _label("IFLLM Lab", "title", self)
         self.summary = _label("", "dim", self, name="study_summary")
+        self.study_status = _label("", "error", self, name="study_status")
+        self.study_status.hide()
         self.code = QLineEdit(self)
         self.code.setObjectName("participant_code")
         self.code.setPlaceholderText("participant code (stored only as a pseudonym)")
@@ -189,6 +191,7 @@ class SetupPage(Page):
         left = QVBoxLayout()
         left.addWidget(self.title)
         left.addWidget(self.summary)
+        left.addWidget(self.study_status)
         left.addSpacing(12)
         left.addWidget(_label("Participant code", "", self))
         left.addWidget(self.code)
@@ -226,6 +229,12 @@ class SetupPage(Page):
 
     def set_code_error(self, message: str) -> None:
         self.code_error.setText(message)
+
+    def set_study_problems(self, problems: list[str]) -> None:
+        """What stops this study from running (each a setting and why); none: hidden."""
+        self.study_status.setText("This study cannot start:\n" + "\n".join(f"- {p}" for p in problems)
+                                  if problems else "")
+        self.study_status.setVisible(bool(problems))
 
     def set_camera(self, ok: bool, message: str) -> None:
         self.camera_status.setText(message)
@@ -648,6 +657,10 @@ class MessagePage(Page):
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body = _label("", "", self, name="message_body")
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # what went wrong, in the researcher's terms (small, below the participant's message)
+        self.detail = _label("", "dim", self, name="message_detail")
+        self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.detail.hide()
         self.button = QPushButton("", self)
         self.button.setObjectName("message_button")
         self.button.hide()
@@ -662,11 +675,16 @@ class MessagePage(Page):
         lay.addSpacing(16)
         lay.addWidget(self.body)
         lay.addStretch(3)
+        lay.addWidget(self.detail)
+        lay.addSpacing(16)
         lay.addLayout(row)
         self.button.clicked.connect(self.button_clicked.emit)
 
-    def show_message(self, title: str, body: str = "", button: str = "") -> None:
+    def show_message(self, title: str, body: str = "", button: str = "", detail: str = "") -> None:
+        """``detail``: for the researcher (why), shown small under the participant's message."""
         self.title.setText(title)
         self.body.setText(body)
+        self.detail.setText(f"For the researcher: {detail}" if detail else "")
+        self.detail.setVisible(bool(detail))
         self.button.setText(button)
         self.button.setVisible(bool(button))

@@ -11,6 +11,7 @@ import os
 
 import cv2
 import numpy as np
+from PySide6.QtCore import QBuffer, QIODevice
 from PySide6.QtGui import QImage
 
 from .stimulus import Overlays, StimulusRenderer, render_image
@@ -44,8 +45,12 @@ def export_png(data, out: str | os.PathLike, t: float, *, size=(1280, 720), over
     r = _renderer(data, detect and (overlays.fixations or overlays.scanpath))
     img = render_image(r, t, size, overlays)
     out = os.fspath(out)
-    if not img.save(out):
-        raise OSError(f"cannot write {out}")
+    buf = QBuffer()  # encoded in memory, then written by Python: a failed write is an OSError
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not img.save(buf, "PNG"):
+        raise ValueError("the image could not be encoded as PNG")
+    with open(out, "wb") as fh:
+        fh.write(bytes(buf.data()))
     return {"file": out, "t": t, "size": list(size)}
 
 

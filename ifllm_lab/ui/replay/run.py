@@ -11,6 +11,7 @@ import numpy as np
 
 from ...analysis.replay import ReplayData
 from ...session import SessionFileError
+from ...session.store import write_failure_reason
 
 __all__ = ["run_replay", "measure_replay", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
@@ -54,6 +55,7 @@ def run_replay(path: str, *, overlays: str | None = None, export: str | None = N
         return EXIT_BAD_INPUT
     for p in data.problems:
         print(f"note: {p}", file=sys.stderr)
+    existed = bool(export) and os.path.exists(export)
     try:
         if ext == ".png":
             from .export import export_png
@@ -78,7 +80,13 @@ def run_replay(path: str, *, overlays: str | None = None, export: str | None = N
         print(json.dumps(result))
         return EXIT_OK
     except (OSError, ValueError) as exc:
-        _err(str(exc))
+        if export and not existed:  # nothing half-written stays behind
+            try:
+                os.remove(export)
+            except OSError:
+                pass
+        reason = write_failure_reason(exc) if isinstance(exc, OSError) else str(exc)
+        _err(f"cannot write {export}: {reason}" if export else reason)
         return EXIT_FAILED
     finally:
         data.close()
