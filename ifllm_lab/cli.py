@@ -138,7 +138,7 @@ def _write_problem(target: str, exc: OSError) -> CommandError:
 
 # -- import-ifllm ---------------------------------------------------------------------
 def cmd_import_ifllm(args) -> int:
-    from .features.ifllm_import import ImportStopped, ImportTargetError, ReleaseFormatError, import_release
+    from .importers.ifllm import ImportStopped, ImportTargetError, ReleaseFormatError, import_release
 
     def progress(done, total, path):
         if not args.quiet and sys.stderr.isatty():

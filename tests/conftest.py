@@ -33,7 +33,7 @@ def release_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def imported(tmp_path_factory):
     """(report, out_dir): the whole development archive imported with the real importer."""
-    from ifllm_lab.features.ifllm_import import import_release
+    from ifllm_lab.importers.ifllm.release import import_release
 
     out = tmp_path_factory.mktemp("ifllm-sessions")
     report = import_release(str(_need_release()), str(out))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ifllm_lab.features.ifllm_import import import_release
+from ifllm_lab.importers.ifllm.release import import_release
 from ifllm_lab.session import SessionReader
 from ifllm_lab.session.inspect import summarize
 
@@ -360,7 +360,7 @@ def test_a_bad_output_place_is_refused_before_unpacking(tmp_path, place):
 
 
 def test_one_import_at_a_time_into_a_folder(release_root, tmp_path):
-    from ifllm_lab.features.ifllm_import import LOCK_FILE, ImportTargetError, _write_mark
+    from ifllm_lab.importers.ifllm.release import LOCK_FILE, ImportTargetError, _write_mark
 
     root = _small_release(release_root, tmp_path / "src", "worker_01e1127e", "183")
     out = tmp_path / "out"

@@ -1,1 +1,1 @@
-"""Implicit-feedback features and the IFLLM release importer. No Qt."""
+"""Implicit-feedback features of sessions (what a reward model learns from). No Qt."""

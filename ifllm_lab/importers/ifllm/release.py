@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..session.schema import MouseKind, Response, SessionMeta, TurnMode
-from ..session.store import SessionStore, SessionWriteError
+from ...session.schema import MouseKind, Response, SessionMeta, TurnMode
+from ...session.store import SessionStore, SessionWriteError
 
 STUDY_NAME = "IFLLM release"
 SOURCE = "ifllm-release"
@@ -677,7 +677,7 @@ def _existing(path: str) -> str:
     """What an existing file under a session's final name is: ``complete`` (a whole session
     imported from the release: kept), ``foreign`` (a readable session from elsewhere: never
     replaced without ``overwrite``) or ``broken`` (unreadable or incomplete: imported again)."""
-    from ..session.reader import SessionFileError, SessionReader
+    from ...session.reader import SessionFileError, SessionReader
 
     try:
         with SessionReader(path) as r:

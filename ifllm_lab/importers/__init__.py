@@ -1,0 +1,1 @@
+"""Importers: data recorded elsewhere turned into IFLLM Lab session files. No Qt."""
