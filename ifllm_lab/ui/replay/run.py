@@ -10,16 +10,12 @@ import time
 import numpy as np
 
 from ...analysis.replay import ReplayData
+from ...console import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from ...console import report_problem as _err
 from ...session import SessionFileError
 from ...session.store import write_failure_reason
 
-__all__ = ["run_replay", "measure_replay", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _err(message: str) -> None:
-    print(f"ifllm-lab: {message}", file=sys.stderr)
+__all__ = ["run_replay", "measure_replay"]
 
 
 def _application():

@@ -1,0 +1,105 @@
+"""``ifllm-lab bench``: benchmarks that print JSON."""
+from __future__ import annotations
+
+import json
+import os
+
+from .common import (CommandError, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, input_file, output_folder, report_problem,
+                     size_arg, write_problem)
+
+
+def cmd_bench(args) -> int:
+    made = output_folder(args.folder) if args.folder else False
+    try:
+        return _bench(args)
+    finally:
+        if made:
+            import shutil
+
+            shutil.rmtree(args.folder, ignore_errors=True)
+
+
+def _bench(args) -> int:
+    if args.what == "record":
+        from ..bench import bench_record
+        from ..session import SessionWriteError
+
+        try:
+            result = bench_record(seconds=args.seconds if args.seconds is not None else 10.0, mouse_hz=args.mouse_hz,
+                                  gaze_hz=args.gaze_hz, folder=args.folder, flood_rows=args.flood_rows)
+        except SessionWriteError as exc:
+            raise CommandError(f"{exc} (the benchmark's files are removed)", EXIT_FAILED) from None
+        except OSError as exc:
+            raise write_problem(args.folder or "the temporary folder", exc) from None
+    elif args.what == "llm":
+        from ..llm.bench import bench_llm
+        from ..llm.types import LLMError
+
+        if args.model:
+            input_file(args.model, "model file")
+        try:
+            result = bench_llm(model_path=args.model)
+        except LLMError as exc:
+            report_problem(str(exc))
+            return EXIT_BAD_INPUT
+    elif args.what == "replay":
+        from ..bench import bench_replay
+        from ..session import SessionFileError
+
+        if args.file:
+            input_file(args.file, "session file")
+        size = size_arg(args.size) if args.size else (1280, 720)
+        try:
+            result = bench_replay(args.file, seconds=args.seconds if args.seconds is not None else 3600.0,
+                                  folder=args.folder, size=size)
+        except (SessionFileError, ValueError) as exc:
+            report_problem(str(exc))
+            return EXIT_BAD_INPUT
+    else:
+        from ..bench import bench_gaze
+        from ..camera import CameraError
+        from ..gaze.landmarks import LandmarkerError
+
+        if args.video and not os.path.exists(args.video):
+            raise CommandError(f"{args.video}: no such video file or image folder")
+        try:
+            result = bench_gaze(video=args.video, max_frames=args.frames, folder=args.folder)
+        except (CameraError, LandmarkerError, ValueError) as exc:
+            report_problem(str(exc))
+            return EXIT_BAD_INPUT
+        except ModuleNotFoundError as exc:
+            raise CommandError(f"bench gaze draws its test face with {exc.name}, which is not installed: "
+                               f"install it (pip install scikit-image) or give a face video with --video",
+                               EXIT_FAILED) from None
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>24}: {v}")
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    s = sub.add_parser("bench", help="benchmarks that print JSON",
+                       description="record: drive the real session writer with synthetic mouse and gaze "
+                                   "producers on their own threads, then flood it to measure its capacity.\n"
+                                   "gaze: the raw face landmarker and the whole gaze pipeline on the same "
+                                   "frames of a video (default: a rendered face video), end-to-end fps and "
+                                   "frame-to-sample latency.\n"
+                                   "llm: load time, first-token latency and tokens/s of the local model.")
+    s.add_argument("what", choices=("record", "gaze", "llm", "replay"))
+    s.add_argument("file", nargs="?", default=None, metavar="FILE.h5",
+                   help="replay: the session to measure (default: a synthetic one-hour session)")
+    s.add_argument("--size", default=None, metavar="WxH", help="replay: rendered frame size (default 1280x720)")
+    s.add_argument("--video", default=None, help="gaze: a video file of a face (default: render one)")
+    s.add_argument("--frames", type=int, default=300, help="gaze: frames to use (default 300)")
+    s.add_argument("--model", default=None, help="llm: a .gguf file (default: the bundled small model)")
+    s.add_argument("--seconds", type=float, default=None,
+                   help="record: length of the paced run (default 10 s); replay: length of the synthetic session "
+                        "(default 3600 s)")
+    s.add_argument("--mouse-hz", type=float, default=1000.0)
+    s.add_argument("--gaze-hz", type=float, default=60.0)
+    s.add_argument("--flood-rows", type=int, default=1_000_000, help="rows for the capacity measurement")
+    s.add_argument("--folder", default=None, help="where to write the temporary files (default: system temp)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
