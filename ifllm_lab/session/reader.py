@@ -115,9 +115,13 @@ class Stream:
         self.spec = spec
         self.name = spec.name
         self._group = group
-        self.columns = tuple(c.name for c in spec.columns if c.name in group)
-        self.extra_columns = tuple(k for k in group.keys() if k not in spec.column_names)
-        self._len = min((group[c].shape[0] for c in group.keys()), default=0)
+        lengths = reader._lengths.get(spec.name)
+        if lengths is None:
+            lengths = {k: group[k].shape[0] for k in group.keys()}
+        self._lengths = lengths
+        self.columns = tuple(c.name for c in spec.columns if c.name in lengths)
+        self.extra_columns = tuple(k for k in lengths if k not in spec.column_names)
+        self._len = min(lengths.values(), default=0)
         self._t: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -125,7 +129,7 @@ class Stream:
 
     def column_lengths(self) -> dict[str, int]:
         """Stored length of every column (they differ only in a damaged file)."""
-        return {k: self._group[k].shape[0] for k in self._group.keys()}
+        return dict(self._lengths)
 
     def __repr__(self) -> str:
         return f"<Stream {self.name}: {self._len} rows>"
@@ -198,9 +202,9 @@ class SessionReader:
         self._heap: bytes | None = None
         self._streams: dict[str, Stream] = {}
         self.problems: list[str] = []
-        if "recovered_utc" in self._f.attrs:
+        if "recovered_utc" in self._attrs:
             self.problems.append(
-                f"recovered copy of an interrupted recording ({self._f.attrs.get('recovered_from', '')}): "
+                f"recovered copy of an interrupted recording ({self._attrs.get('recovered_from', '')}): "
                 "data up to the recorder's last flush"
             )
         elif self.state == "ended_early":
@@ -221,7 +225,10 @@ class SessionReader:
             )
 
     def _check(self, shortened: bool = False) -> None:
-        attrs = self._f.attrs
+        # read once: a session's root attributes do not change while it is open for reading
+        # (a recorder writes them only when it closes the file)
+        self._attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self._f.attrs.items()}
+        attrs = self._attrs
         if attrs.get("format") != FORMAT_NAME or "schema" not in attrs:
             raise SessionFileError(
                 f"{self.path} is an HDF5 file but not an IFLLM Lab session (no '{FORMAT_NAME}' format mark)."
@@ -234,18 +241,24 @@ class SessionReader:
             )
         if TEXT_HEAP not in self._f:
             raise SessionFileError(f"{self.path} is damaged: its text store is missing.")
-        # touch every stream's columns so that damage shows now, not mid-analysis
+        # open every stream's columns so that damage shows now, not mid-analysis; their
+        # lengths are kept for the streams (HDF5's low-level calls: a tenth of the cost)
+        self._lengths: dict[str, dict[str, int]] = {}
         for name in STREAMS:
             if name in self._f:
-                for key in self._f[name].keys():
-                    ds = self._f[name][key]
-                    if ds.shape[0] and shortened:  # the index of the last rows may lie past the end
-                        _ = ds[-1]
+                gid = self._f[name].id
+                lengths = {}
+                for key in gid:
+                    n = h5py.h5d.open(gid, key).shape[0]
+                    lengths[key.decode("utf-8")] = n
+                    if n and shortened:  # the index of the last rows may lie past the end
+                        _ = self._f[name][key.decode("utf-8")][-1]
+                self._lengths[name] = lengths
 
     # -- metadata -----------------------------------------------------------------
     @property
     def attrs(self) -> dict:
-        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self._f.attrs.items()}
+        return dict(self._attrs)
 
     @property
     def meta(self) -> SessionMeta:
@@ -256,7 +269,7 @@ class SessionReader:
 
     @property
     def complete(self) -> bool:
-        return bool(self._f.attrs.get("complete", False)) and not self.live_or_crashed
+        return bool(self._attrs.get("complete", False)) and not self.live_or_crashed
 
     @property
     def state(self) -> str:
@@ -265,9 +278,9 @@ class SessionReader:
         ``interrupted`` (not closed: the recorder was killed or is still running)."""
         if self.complete:
             return "complete"
-        if "recovered_utc" in self._f.attrs:
+        if "recovered_utc" in self._attrs:
             return "recovered"
-        if "closed_utc" in self._f.attrs and not self.live_or_crashed:
+        if "closed_utc" in self._attrs and not self.live_or_crashed:
             return "ended_early"
         return "interrupted"
 
