@@ -11,7 +11,8 @@
 Threads: the camera and gaze tracker run in their own threads (samples reach the
 calibration screens through a :class:`GazeBridge`); the LLM answers in a worker thread
 whose pieces reach the answer views through queued signals, so the window never waits
-for the model. The session file is written by the :class:`SessionWriter`'s thread.
+for the model; the LLM is loaded as a job (:class:`~ifllm_lab.ui.jobs.JobRunner`) when the
+window opens. The session file is written by the :class:`SessionWriter`'s thread.
 
 Researcher keys: F12 on the face guide continues whatever the face position;
 Escape during calibration stops it (then "Calibrate again"); Ctrl+Shift+E ends the
@@ -32,12 +33,14 @@ from PySide6.QtWidgets import QApplication, QLayout, QMessageBox, QStackedWidget
 from ..camera.sources import CameraError, open_source
 from ..camera.video_log import VideoLog
 from ..config import StudyConfig
+from ..console import report_problem
 from ..gaze.calibration import ValidationThresholds
 from ..gaze.filters import OneEuroFilter
 from ..gaze.geometry import ScreenGeometry
 from ..gaze.landmarks import FaceLandmarker, LandmarkerError
 from ..gaze.procedure import CalibrationFlow
 from ..gaze.tracker import FeatureExtractor, GazePipeline, GazeTracker
+from ..jobs import Job
 from ..session.recovery import RecoveryError, close_interrupted, find_interrupted, resume_info
 from ..session.schema import LogLevel, Response
 from ..session.writer import SessionClock
@@ -46,6 +49,7 @@ from ..study.readiness import SESSION_ROOM_MB, StudyReadiness, check_study
 from ..study.session import Backends, StudySession, Turn, session_path, study_folder
 from .calibration_screens import FacePositionTargets, GazeBridge
 from .calibration_wizard import CalibrationWizard
+from .jobs import JobRunner
 from .recording import InputRecorder
 from .response_view import LayoutTracker
 from .study_pages import ChatPage, ConsentPage, MessagePage, QuestionnairePage, SetupPage
@@ -91,7 +95,6 @@ class StudyApp(QStackedWidget):
     # worker threads -> GUI thread
     _token = Signal(str, str)
     _generated = Signal(object)
-    _llm_ready = Signal(object)
     _camera_status = Signal(str, str)
     _writer_failed = Signal(str)
 
@@ -165,7 +168,6 @@ class StudyApp(QStackedWidget):
         self.message_page.button_clicked.connect(self._message_button)
         self._token.connect(self.chat_page.append, Qt.ConnectionType.QueuedConnection)
         self._generated.connect(self._answers_done, Qt.ConnectionType.QueuedConnection)
-        self._llm_ready.connect(self._llm_loaded, Qt.ConnectionType.QueuedConnection)
         self._camera_status.connect(self._camera_changed, Qt.ConnectionType.QueuedConnection)
         self._writer_failed.connect(self._recording_stopped, Qt.ConnectionType.QueuedConnection)
         self._message_action = None
@@ -180,8 +182,12 @@ class StudyApp(QStackedWidget):
         self._set_stage("setup", self.setup_page)
         self._refresh_interrupted()
         self._start_camera()
+        self.preload_job: JobRunner | None = None
         if preload:
-            threading.Thread(target=self._preload, name="llm-preload", daemon=True).start()
+            self.preload_job = JobRunner(Job(self._preload, name="llm-preload"), self)
+            self.preload_job.succeeded.connect(self._llm_loaded)
+            self.preload_job.failed.connect(self._llm_failed)
+            self.preload_job.start()
         else:
             self._llm_loaded([])
 
@@ -287,12 +293,19 @@ class StudyApp(QStackedWidget):
     # ==================================================================================
     # LLM
     # ==================================================================================
-    def _preload(self) -> None:  # worker thread
+    def _preload(self, ctx) -> list[str]:  # worker thread (a job): what is wrong with the LLM(s)
+        ctx.progress(None, "checking the language model")
         problems = self.backends.check()
         if not problems:
+            ctx.progress(None, "loading the language model")
             self.backends.warm_up()
             problems = self.backends.check()
-        self._llm_ready.emit(problems)
+        return problems
+
+    @Slot(str)
+    def _llm_failed(self, message: str) -> None:
+        log.error("loading the language model failed: %s\n%s", message, self.preload_job.job.traceback)
+        self._llm_loaded([message])
 
     @Slot(object)
     def _llm_loaded(self, problems) -> None:
@@ -750,7 +763,6 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
     ``check_s`` seconds for camera frames with a face and a loaded LLM, saves
     ``screenshot`` (if given), prints one JSON line and exits (0: all good, 1: not)."""
     import json
-    import sys
     import time
 
     app = QApplication.instance() or QApplication(argv or ["ifllm-lab"])
@@ -800,6 +812,6 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
     report["ok"] = bool(ok)
     print(json.dumps(report))
     for problem in report["study_problems"]:
-        print(f"ifllm-lab: the study cannot run: {problem}", file=sys.stderr)
+        report_problem(f"the study cannot run: {problem}")
     w.close()
     return 0 if ok else 1

@@ -9,6 +9,7 @@ from .release import (
     SessionResult,
     import_release,
 )
+from .job import import_job
 
 __all__ = ["ImportReport", "ImportStopped", "ImportTargetError", "NotImported", "ReleaseFormatError",
-           "SessionResult", "import_release"]
+           "SessionResult", "import_job", "import_release"]

@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 from ...analysis.replay import ReplayData
+from ...jobs import Job
 from .. import style
+from ..jobs import JobRunner
 from .stimulus import OVERLAY_NAMES, Overlays, StimulusRenderer
 from .timeline import Timeline
 
@@ -63,14 +65,11 @@ class ReplayWindow(QMainWindow):
     """Replays one session (see the module docstring for the keys).
 
     ``time_changed(t)`` follows the cursor; ``fixations_ready()`` fires once the
-    fixations are detected (in a worker thread; the window is usable before)."""
+    fixations are detected (a job in a worker thread, :attr:`background`; the window is
+    usable before)."""
 
     time_changed = Signal(float)
     fixations_ready = Signal()
-    _fix_done = Signal(object)
-    _speed_done = Signal(object)
-    _metrics_done = Signal()
-    _layout_done = Signal()
 
     def __init__(self, data: ReplayData, *, overlays: Overlays | None = None, detect: bool = True, parent=None):
         super().__init__(parent)
@@ -174,14 +173,16 @@ class ReplayWindow(QMainWindow):
         self.banner.setText("  \u2022 ".join(["This session has problems:"] + data.problems))
         self._metrics: dict[int, list[dict]] = {}
         self._metrics_lock = threading.Lock()
-        self._fix_done.connect(self._fixations_arrived, Qt.ConnectionType.QueuedConnection)
-        self._speed_done.connect(lambda sp: self.timeline.set_mouse_speed(*sp), Qt.ConnectionType.QueuedConnection)
-        self._metrics_done.connect(lambda: self._fill_metrics(self._shown_turn), Qt.ConnectionType.QueuedConnection)
-        self._layout_done.connect(self.view.update, Qt.ConnectionType.QueuedConnection)
+        #: the work over the whole session (layout, cursor speed, fixations, AOI metrics)
+        self.background: JobRunner | None = None
         self.seek(data.t_start)
         self._refresh_panels()
         if detect:
-            threading.Thread(target=self._detect, name="replay-fixations", daemon=True).start()
+            self.background = JobRunner(Job(self._background, name="replay-fixations"), self)
+            self.background.partial.connect(self._background_step)
+            self.background.succeeded.connect(self._metrics_arrived)
+            self.background.failed.connect(self._fixations_failed)
+            self.background.start()
 
     # -- keys --------------------------------------------------------------------------------
     def _shortcuts(self) -> None:
@@ -279,34 +280,58 @@ class ReplayWindow(QMainWindow):
         self.view.update()
 
     # -- fixations -------------------------------------------------------------------------------
-    def _detect(self) -> None:  # worker thread
+    def _background(self, ctx) -> None:  # worker thread (a job: touches no widget)
         """Everything that reads or computes over the whole session, after the window is up:
-        the cursor-speed curve, the fixations, then the AOI metrics of every turn."""
-        try:
-            self._background()
-        except RuntimeError:  # the window (or the file) was closed meanwhile: nothing to show
-            log.debug("replay background work ended with the window", exc_info=True)
-
-    def _background(self) -> None:
+        the layout, the cursor-speed curve, the fixations, then the AOI metrics of every turn.
+        Each piece reaches the window as ``ctx.partial((what, value))``; a failure of the
+        fixations fails the job (the banner says why)."""
+        ctx.progress(0.0, "layout")
         try:
             self.data.layout()
-            self._layout_done.emit()
+            ctx.partial(("layout", None))
         except Exception:
+            if ctx.cancelled:  # the window (or the file) was closed meanwhile
+                raise
             log.exception("layout failed")
+        ctx.check_cancel()
+        ctx.progress(0.1, "cursor speed")
         try:
-            self._speed_done.emit(self.data.mouse_speed())
+            ctx.partial(("speed", self.data.mouse_speed()))
         except Exception:
+            if ctx.cancelled:
+                raise
             log.exception("mouse speed failed")
-        try:
-            ev = self.data.fixations()
-        except Exception as exc:
-            log.exception("fixation detection failed")
-            self._fix_done.emit(exc)
-            return
-        self._fix_done.emit(ev)
-        for turn in self.data.turns:
+        ctx.check_cancel()
+        ctx.progress(0.2, "fixations")
+        ev = self.data.fixations()
+        ctx.partial(("fixations", ev))
+        turns = self.data.turns
+        for i, turn in enumerate(turns):
+            ctx.check_cancel()
             self._metrics_for(turn, ev)
-        self._metrics_done.emit()
+            ctx.progress(0.5 + 0.5 * (i + 1) / len(turns), "AOI metrics")
+
+    @Slot(object)
+    def _background_step(self, step) -> None:
+        what, value = step
+        if what == "layout":
+            self.view.update()
+        elif what == "speed":
+            self.timeline.set_mouse_speed(*value)
+        elif what == "fixations":
+            self._fixations_arrived(value)
+
+    @Slot(object)
+    def _metrics_arrived(self, _result) -> None:
+        self._fill_metrics(self._shown_turn)
+
+    @Slot(str)
+    def _fixations_failed(self, message: str) -> None:
+        trace = self.background.job.traceback if self.background is not None else ""
+        log.error("fixation detection failed: %s\n%s", message, trace)
+        self.data.problems.append(f"fixations could not be detected: {message}")
+        self.banner.setText("  \u2022 ".join(["This session has problems:"] + self.data.problems))
+        self.banner.show()
 
     def _metrics_for(self, turn, ev) -> list[dict]:
         key = turn.turn
@@ -328,13 +353,7 @@ class ReplayWindow(QMainWindow):
             self._metrics[key] = rows
         return rows
 
-    @Slot(object)
     def _fixations_arrived(self, ev) -> None:
-        if isinstance(ev, Exception):
-            self.data.problems.append(f"fixations could not be detected: {ev}")
-            self.banner.setText("  \u2022 ".join(["This session has problems:"] + self.data.problems))
-            self.banner.show()
-            return
         self.events = ev
         self.renderer.set_fixations(ev)
         self._fill_metrics(self._shown_turn)
@@ -348,6 +367,11 @@ class ReplayWindow(QMainWindow):
         self._fixations_arrived(self.data.fixations())
         for turn in self.data.turns:
             self._metrics_for(turn, self.events)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        if self.background is not None:
+            self.background.cancel()  # nobody will see it: it stops at its next check
+        super().closeEvent(event)
 
     # -- panels -------------------------------------------------------------------------------
     def _fill_turn(self, turn) -> None:
