@@ -3,6 +3,13 @@
 ``record``: drives the real :class:`SessionWriter` with synthetic producers on their
 own threads, paced at the requested rates like a camera and a mouse would be, and
 then measures the writer's capacity by flooding it.
+
+``gaze``: the face landmarker and the whole gaze pipeline on a (rendered) face video.
+
+``analysis``: calibration fit, fixation detection, AOI mapping and heat maps on
+synthetic data of a one-hour session.
+
+The replay benchmark needs Qt and lives in :mod:`ifllm_lab.ui.replay.bench`.
 """
 from __future__ import annotations
 
@@ -151,7 +158,7 @@ def bench_gaze(video: str | None = None, max_frames: int = 300, folder: str | No
     tmp = tempfile.TemporaryDirectory(prefix="ifllm-bench-gaze-", dir=folder)
     try:
         if video is None:
-            from .gaze.synthetic import write_gaze_video
+            from .synthetic.face import write_gaze_video
 
             video = os.path.join(tmp.name, "face.mp4")
             grid = [(x, y) for y in (150, 540, 930) for x in (200, 960, 1720)]
@@ -235,126 +242,100 @@ def bench_gaze(video: str | None = None, max_frames: int = 300, folder: str | No
         tmp.cleanup()
 
 
-# -- replay ---------------------------------------------------------------------------------
-_WORDS = ("the model answers with a short list of steps that the reader can follow while the "
-          "gaze moves along each line from left to right and back to the start of the next one "
-          "so that fixations land on words and regressions appear now and then").split()
+# -- analysis -------------------------------------------------------------------------------
+def _timed(fn, repeats: int) -> tuple[list[float], object]:
+    """Wall times (s) of ``repeats`` calls of ``fn`` and the last call's result."""
+    times, out = [], None
+    for _ in range(repeats):
+        a = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - a)
+    return times, out
 
 
-def make_replay_session(path: str, seconds: float = 3600.0, gaze_hz: float = 60.0, mouse_hz: float = 1000.0,
-                        turn_s: float = 300.0, seed: int = 0) -> dict:
-    """Write a synthetic recorded session for replay benchmarks: ``gaze_hz`` gaze that reads
-    two answers line by line (fixations of 150-350 ms with saccades, a blink now and
-    then), ``mouse_hz`` cursor moves, one pairwise turn every ``turn_s`` with its layout
-    (response, paragraph, line and word boxes) and scroll rows."""
-    rng = np.random.default_rng(seed)
-    W, H = 1920, 1080
-    meta = SessionMeta(participant="P-SYNTHETIC", study="bench-replay", session_id="synthetic",
-                       screen_width_px=W, screen_height_px=H, screen_width_mm=527.0, screen_height_mm=297.0,
-                       viewing_distance_mm=600.0, extra={"synthetic": True})
-    t0 = time.perf_counter()
-    n_turns = max(1, int(seconds // turn_s))
-    panels = {1: (80.0, 200.0, 930.0, 1000.0), 2: (990.0, 200.0, 1840.0, 1000.0)}
-    line_h, word_px = 36.0, 11.0
-    with SessionWriter(path, meta, flush_interval=1.0) as w:
-        # layout + turns
-        snap = 0
-        word_centres = {}
-        for k in range(n_turns):
-            tt = k * turn_s
-            cols = {c: [] for c in ("t", "snapshot", "turn", "response", "level", "index", "x0", "y0", "x1", "y1",
-                                    "scroll_y", "char_start", "char_end", "text")}
-            texts = {}
-            centres = []
-            for resp, (px0, py0, px1, py1) in panels.items():
-                words = [(_WORDS[(k * 7 + resp * 13 + i) % len(_WORDS)]) for i in range(160)]
-                text = " ".join(words)
-                texts[resp] = text
-                x, y, line, char = px0 + 20, py0 + 20, 0, 0
+def bench_analysis(samples: int = 216_000, snapshots: int = 600, repeats: int = 5, calibration_points: int = 9,
+                   samples_per_point: int = 30, folder: str | None = None) -> dict:
+    """Time the analysis steps side by side on synthetic data. Returns the figures printed by
+    ``ifllm-lab bench analysis``; each step runs ``repeats`` times, reported as the
+    minimum (``*_min_*``) and the median (``*_median_*``):
 
-                def add(level, index, x0, y0, x1, y1, c0, c1, txt=""):
-                    for name, v in (("t", tt + 2.0), ("snapshot", snap), ("turn", k), ("response", resp),
-                                    ("level", level), ("index", index), ("x0", x0), ("y0", y0), ("x1", x1),
-                                    ("y1", y1), ("scroll_y", 0.0), ("char_start", c0), ("char_end", c1),
-                                    ("text", txt)):
-                        cols[name].append(v)
+    - ``fit_calibration_*_ms``: :func:`~ifllm_lab.gaze.calibration.fit_calibration`
+      (every default model kind, cross-validated) on ``calibration_points`` targets
+      (the 9-point pattern, or the 5- / 13-point one) x ``samples_per_point`` samples
+      of a simulated participant.
+    - ``idt_*_s`` / ``ivt_*_s``: I-DT and I-VT fixation detection on ``samples`` gaze
+      samples at 60 Hz (216,000 = one hour; 1 % invalid, 0.4 deg RMS noise);
+      ``idt_fixations`` / ``ivt_fixations`` / ``true_fixations``: what they found.
+    - ``map_points_*_ms``: :meth:`~ifllm_lab.analysis.aoi.LayoutTimeline.map_points` of
+      ``samples`` points over a recorded layout of ``snapshots`` snapshots of two views
+      (one every 6 s); ``layout_build_s``: reading that layout into a timeline (once).
+    - ``heatmap_*_ms``: :func:`~ifllm_lab.analysis.heatmap.heatmap` of ``samples``
+      points, 1920x1080 px, sigma 40 px.
+    """
+    from .analysis import events as E
+    from .analysis.aoi import LayoutTimeline
+    from .analysis.heatmap import heatmap
+    from .gaze.calibration import fit_calibration, load_pattern
+    from .synthetic.layout import write_recorded_layout
+    from .synthetic.participant import FEATURE_NAMES, SCREEN, SimulatedParticipant
+    from .synthetic.scanpath import SCREEN as SCANPATH_SCREEN
+    from .synthetic.scanpath import scanpath_samples
 
-                add(0, 0, px0, py0, px1, py1, 0, len(text))
-                add(1, 0, px0 + 20, py0 + 20, px1 - 20, py1 - 20, 0, len(text))
-                line_start = 0
-                for i, word in enumerate(words):
-                    wpx = word_px * len(word)
-                    if x + wpx > px1 - 20:
-                        add(2, line, px0 + 20, y, x, y + line_h, line_start, char - 1)
-                        line += 1
-                        x, y, line_start = px0 + 20, y + line_h, char
-                    add(3, i, x, y, x + wpx, y + line_h, char, char + len(word), word)
-                    centres.append((x + wpx / 2, y + line_h / 2))
-                    x += wpx + word_px
-                    char += len(word) + 1
-                add(2, line, px0 + 20, y, x, y + line_h, line_start, len(text))
-            word_centres[k] = np.array(centres)
-            w.put_rows("layout", {c: (np.array(v, dtype=object) if c == "text" else np.array(v))
-                                  for c, v in cols.items()})
-            snap += 1
-            w.put("turns", (tt, k, 1, f"question {k + 1}", texts[1], texts[2], "model-a", "model-b",
-                            int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(0, 3)), -1,
-                            int(rng.integers(0, 2)), tt + 1.0, tt + 20.0, tt + turn_s - 10.0, tt + turn_s,
-                            "{}"))
-            w.put("phases", (tt, "turn", f'{{"turn": {k}}}'))
-            w.put_rows("scroll", {"t": np.array([tt + 2.0, tt + 120.0]), "turn": np.array([k, k]),
-                                  "view": np.array([1, 1]), "x": np.zeros(2), "y": np.array([0.0, 0.0]),
-                                  "max_y": np.array([400.0, 400.0])})
-        # gaze: fixations on successive words, 150-350 ms each
-        n_g = int(seconds * gaze_hz)
-        tg = np.arange(n_g) / gaze_hz
-        gx = np.empty(n_g, np.float32)
-        gy = np.empty(n_g, np.float32)
-        i = 0
-        while i < n_g:
-            k = min(int(tg[i] // turn_s), n_turns - 1)
-            cs = word_centres[k]
-            j = int((tg[i] % turn_s) * 3.5) % len(cs)
-            if rng.random() < 0.1:
-                j = max(0, j - int(rng.integers(1, 6)))  # a regression
-            d = int(gaze_hz * rng.uniform(0.15, 0.35))
-            gx[i:i + d] = cs[j, 0] + rng.normal(0, 8, min(d, n_g - i))
-            gy[i:i + d] = cs[j, 1] + rng.normal(0, 8, min(d, n_g - i))
-            i += d
-        valid = np.ones(n_g, np.uint8)
-        blinks = rng.integers(0, n_g - 20, int(seconds / 4))
-        for b in blinks:
-            valid[b:b + int(0.15 * gaze_hz)] = 0
-        gx[valid == 0] = np.nan
-        gy[valid == 0] = np.nan
-        step = 100_000
-        for a in range(0, n_g, step):
-            s = slice(a, a + step)
-            m = len(tg[s])
-            w.put_rows("gaze", {"t": tg[s], "x": gx[s], "y": gy[s], "valid": valid[s],
-                                "confidence": np.ones(m, np.float32), "frame": np.arange(a, a + m)})
-        # mouse: a smooth wandering cursor
-        n_m = int(seconds * mouse_hz)
-        for a in range(0, n_m, 500_000):
-            m = min(500_000, n_m - a)
-            tm = (a + np.arange(m)) / mouse_hz
-            mx = W / 2 + 600 * np.sin(tm * 0.31) * np.cos(tm * 0.07)
-            my = H / 2 + 350 * np.sin(tm * 0.23 + 1.0)
-            kind = np.zeros(m, np.uint8)
-            kind[::5000] = int(MouseKind.PRESS)
-            w.put_rows("mouse", {"t": tm, "kind": kind, "x": mx.astype(np.float32), "y": my.astype(np.float32)})
-    return {"file": path, "seconds": seconds, "gaze_rows": n_g, "mouse_rows": n_m, "turns": n_turns,
-            "write_s": round(time.perf_counter() - t0, 2), "mb": round(os.path.getsize(path) / 1e6, 1)}
+    if samples < 100 or snapshots < 1 or repeats < 1 or samples_per_point < 2:
+        raise ValueError("bench analysis needs samples >= 100, snapshots >= 1, repeats >= 1 and "
+                         "samples_per_point >= 2")
+    patterns = {5: "5-point", 9: "9-point", 13: "13-point"}
+    if calibration_points not in patterns:
+        raise ValueError(f"calibration_points must be one of {sorted(patterns)}, not {calibration_points}")
 
+    def ms(times):
+        return round(min(times) * 1000, 2), round(float(np.median(times)) * 1000, 2)
 
-def bench_replay(path: str | None = None, seconds: float = 3600.0, seeks: int = 200, frames: int = 240,
-                 size: tuple[int, int] = (1280, 720), folder: str | None = None) -> dict:
-    """Replay timings (:func:`ifllm_lab.ui.replay.run.measure_replay`) on ``path``, or on a
-    synthetic ``seconds``-long session at 60 Hz gaze and 1 kHz mouse written first."""
-    from .ui.replay.run import measure_replay
+    def s_(times):
+        return round(min(times), 4), round(float(np.median(times)), 4)
 
-    if path is not None:
-        return {**measure_replay(path, seeks, frames, size), "file": path}
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        made = make_replay_session(os.path.join(tmp, "synthetic-replay.h5"), seconds=seconds)
-        return {**measure_replay(made["file"], seeks, frames, size), "file": "synthetic", "synthetic": made}
+    out: dict = {"samples": samples, "snapshots": snapshots, "repeats": repeats}
+
+    # calibration: a simulated participant looking at each target in turn
+    who = SimulatedParticipant(1)
+    targets = load_pattern(patterns[calibration_points]).targets_px(SCREEN)
+    X = np.array([who.features(*tg) for tg in targets for _ in range(samples_per_point)])
+    Y = np.repeat(targets, samples_per_point, axis=0)
+    times, model = _timed(lambda: fit_calibration(X, Y, feature_names=FEATURE_NAMES, screen=SCREEN), repeats)
+    out["fit_calibration_samples"] = len(X)
+    out["fit_calibration_kinds"] = len(model.cv)
+    out["fit_calibration_min_ms"], out["fit_calibration_median_ms"] = ms(times)
+
+    # fixations: 60 Hz scanpath with fixations of 150-600 ms (~2.4 per second)
+    n_fix = int(samples / 60 / 0.39) + 20
+    gaze, truth = scanpath_samples(0, n_fix=n_fix, rate_hz=(60.0, 60.0), drop=0.0, invalid=0.01)
+    gaze = E.GazeSamples(gaze.t[:samples], gaze.x[:samples], gaze.y[:samples], gaze.valid[:samples])
+    truth = truth[truth[:, 0] + truth[:, 1] <= gaze.t[-1]]
+    out["gaze_samples"] = len(gaze)
+    out["true_fixations"] = len(truth)
+    for name, detect in (("idt", lambda: E.idt(gaze, SCANPATH_SCREEN)),
+                         ("ivt", lambda: E.ivt(gaze, SCANPATH_SCREEN).fixations())):
+        times, fix = _timed(detect, repeats)
+        out[f"{name}_fixations"] = len(fix)
+        out[f"{name}_min_s"], out[f"{name}_median_s"] = s_(times)
+
+    # AOI mapping over a long recorded layout
+    with tempfile.TemporaryDirectory(prefix="ifllm-bench-analysis-", dir=folder) as tmp:
+        made = write_recorded_layout(os.path.join(tmp, "layout.h5"), snapshots=snapshots)
+        a = time.perf_counter()
+        with SessionReader(made["file"]) as r:
+            timeline = LayoutTimeline.from_reader(r)
+        out["layout_build_s"] = round(time.perf_counter() - a, 3)
+    rng = np.random.default_rng(1)
+    t = rng.uniform(0, made["seconds"], samples)
+    x = rng.uniform(0, 1400, samples)
+    y = rng.uniform(150, 700, samples)
+    times, hits = _timed(lambda: timeline.map_points(t, x, y), repeats)
+    out["map_points_on_words"] = round(float((hits["word"] >= 0).mean()), 3)
+    out["map_points_min_ms"], out["map_points_median_ms"] = ms(times)
+
+    # heat map of a screen's worth of samples, some outside
+    hx, hy = rng.uniform(-100, 2020, samples), rng.uniform(-100, 1180, samples)
+    times, _ = _timed(lambda: heatmap(hx, hy, width=1920, height=1080, sigma_px=40), repeats)
+    out["heatmap_min_ms"], out["heatmap_median_ms"] = ms(times)
+    return out

@@ -3,7 +3,6 @@ sessions checked against the release's own character index."""
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import Counter
 
@@ -14,61 +13,15 @@ import pytest
 from ifllm_lab.analysis.aoi import BOX_DTYPE, LayoutTimeline, paragraph_spans, word_of_char, word_spans
 from ifllm_lab.session import SessionClock, SessionMeta, SessionReader, SessionWriter
 from ifllm_lab.session.schema import LayoutLevel, Response
+from ifllm_lab.synthetic.layout import CHAR_W
+from ifllm_lab.synthetic.layout import SAMPLE_TEXT as TEXT_1
+from ifllm_lab.synthetic.layout import monospace_layout_rows as layout_rows
+from ifllm_lab.synthetic.layout import write_recorded_layout
 
 # ------------------------------------------------------------------------------------------
-# a hand-made recorded session: monospace layout written as the response view writes it
+# a hand-made recorded session: monospace layout (ifllm_lab.synthetic.layout) written as the
+# response view writes it
 # ------------------------------------------------------------------------------------------
-CHAR_W = 10.0  # px per character
-LINE_H = 30.0  # px per line band
-PAD = 8.0  # px between the view's left edge and the text column
-
-
-def layout_rows(text: str, *, t: float, snapshot: int, turn: int, response: int, left: float, top: float,
-                scroll_y: float, cols: int) -> dict:
-    """Layout rows of ``text`` wrapped greedily at ``cols`` characters (one line per
-    ``"\\n"`` block at least), in screen px at scroll state ``scroll_y`` (the document's top
-    is ``top - scroll_y`` on screen)."""
-    doc_top = top - scroll_y
-    rows = {k: [] for k in ("level", "index", "x0", "y0", "x1", "y1", "char_start", "char_end", "text")}
-
-    def add(level, index, x0, y0, x1, y1, cs, ce, txt=""):
-        for k, v in zip(rows, (int(level), index, x0, y0, x1, y1, cs, ce, txt)):
-            rows[k].append(v)
-
-    # lines: greedy wrap per paragraph
-    lines = []  # (start, end) char ranges
-    for a, b in paragraph_spans(text).tolist():
-        start = a
-        col = 0
-        for m in re.finditer(r"\S+\s*", text[a:b]):
-            w0, w1 = a + m.start(), a + m.end()
-            word_len = len(m.group().rstrip())
-            if col and col + word_len > cols:
-                lines.append((start, w0))
-                start, col = w0, 0
-            col += w1 - w0
-        lines.append((start, b))
-    n_lines = len(lines)
-    add(LayoutLevel.RESPONSE, 0, left, doc_top, left + PAD * 2 + cols * CHAR_W, doc_top + n_lines * LINE_H + 2 * PAD,
-        0, len(text))
-    line_top = [doc_top + PAD + i * LINE_H for i in range(n_lines)]
-    for p, (a, b) in enumerate(paragraph_spans(text).tolist()):
-        ls = [i for i, (s, _) in enumerate(lines) if a <= s < b]
-        add(LayoutLevel.PARAGRAPH, p, left + PAD, line_top[ls[0]], left + PAD + cols * CHAR_W,
-            line_top[ls[-1]] + LINE_H, a, b)
-    for i, (s, e) in enumerate(lines):
-        vis = len(text[s:e].rstrip())
-        add(LayoutLevel.LINE, i, left + PAD, line_top[i], left + PAD + vis * CHAR_W, line_top[i] + LINE_H, s,
-            s + vis)
-    for w, (a, b) in enumerate(word_spans(text).tolist()):
-        i = next(i for i, (s, e) in enumerate(lines) if s <= a < e)
-        s = lines[i][0]
-        add(LayoutLevel.WORD, w, left + PAD + (a - s) * CHAR_W, line_top[i], left + PAD + (b - s) * CHAR_W,
-            line_top[i] + LINE_H, a, b, text[a:b])
-    n = len(rows["level"])
-    rows.update(t=[t] * n, snapshot=[snapshot] * n, turn=[turn] * n, response=[response] * n,
-                scroll_y=[scroll_y] * n)
-    return rows
 
 
 def word_centre(rows: dict, word: int) -> tuple[float, float]:
@@ -77,8 +30,6 @@ def word_centre(rows: dict, word: int) -> tuple[float, float]:
     return (rows["x0"][i] + rows["x1"][i]) / 2, (rows["y0"][i] + rows["y1"][i]) / 2
 
 
-TEXT_1 = ("Plants turn light into sugar. Leaves hold chlorophyll which absorbs red and blue light.\n"
-          "Water comes up from the roots and carbon dioxide comes in through small pores.")
 TEXT_2 = "Short second answer with a few words only."
 
 
@@ -176,34 +127,18 @@ def test_recorded_map_points_hit_the_right_words(recorded):
 
 
 def test_map_points_on_an_hour_of_gaze_agrees_with_boxes_at(tmp_path):
-    """216k samples (an hour at 60 Hz) over 600 snapshots of three views map in well under a second."""
+    """216k samples (an hour at 60 Hz) over 600 snapshots of two views (how long it takes is
+    measured by ``ifllm-lab bench analysis``)."""
     path = tmp_path / "long.h5"
-    w = SessionWriter(path, SessionMeta(participant="long"), clock=SessionClock(), flush_interval=0.2)
-    long_text = " ".join(TEXT_1.split() * 6)
-    rows = None
-    for s in range(600):
-        parts = [layout_rows(long_text[: 80 + (s * 7) % len(long_text)], t=6.0 * s, snapshot=s, turn=s // 20,
-                             response=r, left=100 + 600 * (r - 1), top=200, scroll_y=0, cols=40)
-                 for r in (1, 2)]
-        rows = {k: parts[0][k] + parts[1][k] for k in parts[0]}
-        w.put_rows("layout", rows)
-    w.put_rows("scroll", {"t": np.arange(0, 3600, 3.0), "turn": (np.arange(0, 3600, 3.0) // 120).astype(int),
-                          "view": np.ones(1200, int), "x": np.zeros(1200), "y": np.tile([0.0, 30.0], 600),
-                          "max_y": np.full(1200, 400.0)})
-    w.close()
+    write_recorded_layout(path, " ".join(TEXT_1.split() * 6), snapshots=600, every_s=6.0, cols=40)
     with SessionReader(path) as r:
-        t0 = time.perf_counter()
         lt = LayoutTimeline.from_reader(r)
-        t_build = time.perf_counter() - t0
     rng = np.random.default_rng(1)
     n = 216_000
     t = rng.uniform(0, 3600, n)
     x = rng.uniform(0, 1400, n)
     y = rng.uniform(150, 700, n)
-    t0 = time.perf_counter()
     m = lt.map_points(t, x, y)
-    dt = time.perf_counter() - t0
-    print(f"\nmap_points: {n} samples over 600 snapshots in {dt * 1000:.0f} ms (layout built in {t_build:.2f} s)")
     assert (m["word"] >= 0).mean() > 0.2
     # spot check against boxes_at
     for i in rng.choice(np.flatnonzero(m["word"] >= 0), 50, replace=False):

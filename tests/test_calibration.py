@@ -1,18 +1,19 @@
 """Calibration: patterns, sample collection, regression choice, validation reports, drift
 checks and screen geometry, on a simulated participant with known truth.
 
-The simulated participant (``Participant``) follows the physics the real features have:
-the eye's rotation in the head is the gaze direction to the target minus the head's
-rotation; each iris is offset from the eye corners by ``gain * sin(rotation)`` (plus an
-optional mild quadratic term), per eye with its own gain and offset; lids follow the
-vertical rotation; head pose is measured with noise; every feature gets Gaussian noise;
-blink frames have NaN iris features and the blink flag. Head pose wanders slowly.
+The simulated participant (``Participant``,
+:class:`ifllm_lab.synthetic.participant.SimulatedParticipant`) follows the physics the
+real features have: the eye's rotation in the head is the gaze direction to the target
+minus the head's rotation; each iris is offset from the eye corners by
+``gain * sin(rotation)`` (plus an optional mild quadratic term), per eye with its own gain
+and offset; lids follow the vertical rotation; head pose is measured with noise; every
+feature gets Gaussian noise; blink frames have NaN iris features and the blink flag. Head
+pose wanders slowly.
 """
 from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -23,89 +24,15 @@ from ifllm_lab.gaze.calibration import (
 )
 from ifllm_lab.gaze.geometry import ScreenGeometry
 from ifllm_lab.session.schema import STREAMS, CalibrationPhase
-
-NAMES = ("left_iris_u", "left_iris_v", "right_iris_u", "right_iris_v", "left_iris_lid", "right_iris_lid",
-         "yaw", "pitch", "roll", "face_x", "face_y", "face_distance_mm")
-SCREEN = ScreenGeometry(1920, 1080, 527.0, 296.5, 600.0)  # 24" 16:9 at 60 cm
-HZ = 30.0
+from ifllm_lab.synthetic.participant import FEATURE_NAMES as NAMES
+from ifllm_lab.synthetic.participant import FRAME_HZ as HZ
+from ifllm_lab.synthetic.participant import SCREEN
+from ifllm_lab.synthetic.participant import SimulatedParticipant as Participant
 
 
 # ======================================================================================
 # Simulated participant
 # ======================================================================================
-
-class Participant:
-    """Webcam eye features for a known point of gaze (see the module docstring).
-
-    Gains are in eye widths per degree of eye rotation (the iris moves ~0.35 eye widths
-    across +-25 deg, as MediaPipe iris landmarks do). Noise, head wander and blinks each
-    draw from their own random stream, so a noise-free twin (same seed) sees the same
-    head path and blinks.
-    """
-
-    KU = np.array([0.0070, 0.0066])  # horizontal gain, left / right eye
-    KV = np.array([0.0045, 0.0048])  # vertical gain
-    KLID = 0.006
-    U0 = np.array([0.50, 0.52])
-    V0 = np.array([0.02, 0.03])
-
-    def __init__(self, seed: int, *, iris_noise: float = 0.004, pose_noise: float = 0.2, head_sd: float = 0.5,
-                 quad: float = 0.0, blink_rate: float = 0.05):
-        self.iris_noise, self.pose_noise, self.head_sd, self.quad = iris_noise, pose_noise, head_sd, quad
-        self.blink_rate = blink_rate
-        self.noise_rng = np.random.default_rng([seed, 1])
-        self.head_rng = np.random.default_rng([seed, 2])
-        self.blink_rng = np.random.default_rng([seed, 3])
-        self.base_yaw, self.base_pitch = self.head_rng.normal(0, 3), self.head_rng.normal(-5, 2)
-        self.head = np.zeros(4)  # yaw, pitch (deg), x, y (mm) wander
-
-    def step(self, dt: float = 1.0 / HZ) -> None:
-        """Head wander: Ornstein-Uhlenbeck, time constant 2 s, sd head_sd deg / 10*head_sd mm."""
-        a = math.exp(-dt / 2.0)
-        sd = np.array([1.0, 1.0, 10.0, 10.0]) * self.head_sd
-        self.head = a * self.head + math.sqrt(1 - a * a) * sd * self.head_rng.normal(size=4)
-
-    def blink(self) -> bool:
-        return bool(self.blink_rng.random() < self.blink_rate)
-
-    def features(self, x_px: float, y_px: float, blink: bool = False) -> np.ndarray:
-        r = self.noise_rng
-        yaw, pitch = self.base_yaw + self.head[0], self.base_pitch + self.head[1]
-        hx, hy = self.head[2], self.head[3]
-        d = SCREEN.viewing_distance_mm
-        x_mm = (x_px - SCREEN.width_px / 2) * SCREEN.mm_per_px_x
-        y_mm = (y_px - SCREEN.height_px / 2) * SCREEN.mm_per_px_y
-        gx, gy = math.degrees(math.atan2(x_mm - hx, d)), math.degrees(math.atan2(y_mm - hy, d))
-        ex, ey = gx - yaw, gy + pitch  # eye-in-head rotation, deg
-        sx, sy = math.degrees(math.sin(math.radians(ex))), math.degrees(math.sin(math.radians(ey)))
-        n, q = self.iris_noise, self.quad
-        u = self.U0 + self.KU * sx + q * ex * ex + 0.5 * q * ex * ey + r.normal(0, n, 2)
-        v = self.V0 + self.KV * sy + q * ey * ey + r.normal(0, n, 2)
-        lid = 0.5 + self.KLID * sy + r.normal(0, 1.5 * n, 2)
-        pn = self.pose_noise
-        f = np.array([u[0], v[0], u[1], v[1], lid[0], lid[1],
-                      yaw + r.normal(0, pn), pitch + r.normal(0, pn), r.normal(0, pn),
-                      0.5 + hx / 400 + r.normal(0, 0.002 if pn else 0),
-                      0.45 + hy / 400 + r.normal(0, 0.002 if pn else 0),
-                      d + r.normal(0, 5.0 if pn else 0)])
-        if blink:
-            f[:6] = np.nan
-        return f
-
-    def per_sample_sd_deg(self, max_rotation_deg: float = 30.0) -> tuple[float, float]:
-        """Upper bounds of the per-axis gaze noise (deg) of one sample of an ideal linear model.
-
-        Horizontal: the two eyes' iris_u combined by inverse variance (sd ``n / gain``,
-        gain reduced by cos(max rotation) for the sine), plus the yaw noise (gaze = eye
-        rotation + head rotation, coefficient 1). Vertical: the same from iris_v alone
-        (the lids add information, so this over-estimates), plus the pitch noise.
-        """
-        c = math.cos(math.radians(max_rotation_deg))
-        n = self.iris_noise
-        sx = 1.0 / math.sqrt(np.sum((self.KU * c / n) ** 2)) if n else 0.0
-        sy = 1.0 / math.sqrt(np.sum((self.KV * c / n) ** 2)) if n else 0.0
-        return math.hypot(sx, self.pose_noise), math.hypot(sy, self.pose_noise)
-
 
 def show_points(p: Participant, pattern, *, outlier_frac: float = 0.0, t0: float = 0.0, seed: int = 0,
                 settle_s: float | None = None) -> CalibrationCollector:
@@ -447,12 +374,7 @@ def test_fit_cross_validates_every_kind_for_nine_points_of_thirty_samples():
     targets = load_pattern("9-point").targets_px(SCREEN)
     X = np.array([p.features(*tg) for tg in targets for _ in range(30)])
     Y = np.repeat(targets, 30, axis=0)
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        model = fit_calibration(X, Y, feature_names=NAMES, screen=SCREEN)
-        times.append(time.perf_counter() - t0)
-    print(f"fit_calibration 9 x 30 samples, {len(DEFAULT_KINDS)} kinds: {1000 * min(times):.1f} ms")
+    model = fit_calibration(X, Y, feature_names=NAMES, screen=SCREEN)  # timed by `ifllm-lab bench analysis`
     assert set(DEFAULT_KINDS) <= set(model.cv)
 
 

@@ -1,7 +1,7 @@
 """Head-normalised appearance features (EyeAppearance) on the rendered real face.
 
 Real MediaPipe FaceLandmarker (VIDEO mode) on frames of a real face photo whose irises
-are re-drawn at known positions (:mod:`ifllm_lab.gaze.synthetic`), no mocks. The
+are re-drawn at known positions (:mod:`ifllm_lab.synthetic.face`), no mocks. The
 calibration protocol is the one of the gaze fixture: 9 calibration targets and 8 other
 validation targets, 15 frames each, with head jitter (shift N(0, 2 px), rotation
 N(0, 0.7 deg)); accuracy in degrees of visual angle at 600 mm on a 531 mm / 1920 px
@@ -16,7 +16,7 @@ import pytest
 
 from ifllm_lab.gaze.appearance import FEATURE_NAMES, EyeAppearance
 from ifllm_lab.gaze.landmarks import FaceLandmarker
-from ifllm_lab.gaze.synthetic import FaceRenderer, GazeScene
+from ifllm_lab.synthetic.face import FaceRenderer, GazeScene
 
 SCREEN_W, SCREEN_H = 1920, 1080
 MM_PER_PX = 531.0 / SCREEN_W

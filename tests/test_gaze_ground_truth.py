@@ -9,9 +9,9 @@ from ifllm_lab.camera import VideoFileSource
 from ifllm_lab.gaze.geometry import ScreenGeometry
 from ifllm_lab.gaze.landmarks import FaceLandmarker
 from ifllm_lab.gaze.procedure import CalibrationFlow
-from ifllm_lab.gaze.synthetic import FaceRenderer, GazeScene, render_runs
 from ifllm_lab.gaze.tracker import FeatureExtractor, GazePipeline, GazeTracker
 from ifllm_lab.session import SessionClock, SessionMeta, SessionReader, SessionWriter
+from ifllm_lab.synthetic.face import FaceRenderer, GazeScene, render_runs
 
 SCREEN = ScreenGeometry(1920, 1080, 531.0, 299.0, 600.0)  # 24" 16:9 at 60 cm
 

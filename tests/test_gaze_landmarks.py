@@ -6,7 +6,7 @@ import pytest
 
 from ifllm_lab.gaze.features import BlinkDetector, FEATURE_NAMES, eye_features
 from ifllm_lab.gaze.landmarks import FaceLandmarker, LandmarkerError, default_model_path
-from ifllm_lab.gaze.synthetic import FaceRenderer, astronaut_face
+from ifllm_lab.synthetic.face import FaceRenderer, astronaut_face
 
 
 @pytest.fixture(scope="module")

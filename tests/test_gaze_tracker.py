@@ -8,9 +8,9 @@ import pytest
 
 from ifllm_lab.camera import VideoFileSource
 from ifllm_lab.gaze.landmarks import FaceLandmarker
-from ifllm_lab.gaze.synthetic import FaceRenderer, GazeScene, write_gaze_video
 from ifllm_lab.gaze.tracker import GazePipeline, GazeTracker
 from ifllm_lab.session import SessionClock, SessionMeta, SessionReader, SessionWriter
+from ifllm_lab.synthetic.face import FaceRenderer, GazeScene, write_gaze_video
 
 TARGETS = [(300, 200), (1600, 200), (960, 540), (300, 900), (1600, 900)]
 
@@ -121,7 +121,7 @@ class ScriptedCamera:
 
     def __init__(self, clock, good=20, gone_reads=5):
         from ifllm_lab.camera import SourceStatus
-        from ifllm_lab.gaze.synthetic import astronaut_face
+        from ifllm_lab.synthetic.face import astronaut_face
         self.S = SourceStatus
         self.clock = clock
         self.image = astronaut_face()

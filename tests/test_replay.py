@@ -16,8 +16,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 from ifllm_lab.analysis.replay import ReplayData
-from ifllm_lab.bench import make_replay_session
 from ifllm_lab.session import SessionFileError
+from ifllm_lab.synthetic.session import make_replay_session
 from ifllm_lab.ui.replay.export import export_mp4, export_png, qimage_to_rgb
 from ifllm_lab.ui.replay.stimulus import GAZE, Overlays, StimulusRenderer, render_image
 from ifllm_lab.ui.replay.window import ReplayWindow

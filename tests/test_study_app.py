@@ -19,10 +19,10 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPushButton
 
 from ifllm_lab.config import config_from_dict
-from ifllm_lab.gaze.synthetic import FaceRenderer, GazeScene, write_gaze_video
 from ifllm_lab.session import SessionReader
 from ifllm_lab.session.inspect import summarize
 from ifllm_lab.session.schema import CORE_STREAMS, LayoutLevel, MouseKind, TurnMode
+from ifllm_lab.synthetic.face import FaceRenderer, GazeScene, write_gaze_video
 from ifllm_lab.ui.calibration_screens import FacePositionTargets
 from ifllm_lab.ui.study_app import StudyApp
 

@@ -334,7 +334,7 @@ def astronaut():
     """A real camera-like frame and the real landmarker's features of it."""
     from ifllm_lab.gaze.features import eye_features
     from ifllm_lab.gaze.landmarks import FaceLandmarker
-    from ifllm_lab.gaze.synthetic import astronaut_face
+    from ifllm_lab.synthetic.face import astronaut_face
 
     img = astronaut_face()
     with FaceLandmarker(video=False) as lm:

@@ -26,9 +26,9 @@ from ifllm_lab.gaze.calibration import load_pattern  # noqa: E402
 from ifllm_lab.gaze.geometry import ScreenGeometry  # noqa: E402
 from ifllm_lab.gaze.landmarks import FaceLandmarker  # noqa: E402
 from ifllm_lab.gaze.procedure import CalibrationFlow, CalibrationResult  # noqa: E402
-from ifllm_lab.gaze.synthetic import FaceRenderer, GazeScene  # noqa: E402
 from ifllm_lab.gaze.tracker import FeatureExtractor, GazePipeline  # noqa: E402
 from ifllm_lab.session import SessionMeta, SessionReader, SessionWriter  # noqa: E402
+from ifllm_lab.synthetic.face import FaceRenderer, GazeScene  # noqa: E402
 from ifllm_lab.ui.calibration_screens import FacePositionTargets, GazeBridge  # noqa: E402
 from ifllm_lab.ui.calibration_wizard import RETRY_MESSAGE, CalibrationWizard  # noqa: E402
 

@@ -43,8 +43,8 @@ def _bench(args) -> int:
             report_problem(str(exc))
             return EXIT_BAD_INPUT
     elif args.what == "replay":
-        from ..bench import bench_replay
         from ..session import SessionFileError
+        from ..ui.replay.bench import bench_replay
 
         if args.file:
             input_file(args.file, "session file")
@@ -55,6 +55,17 @@ def _bench(args) -> int:
         except (SessionFileError, ValueError) as exc:
             report_problem(str(exc))
             return EXIT_BAD_INPUT
+    elif args.what == "analysis":
+        from ..bench import bench_analysis
+
+        try:
+            result = bench_analysis(samples=args.samples, snapshots=args.snapshots, repeats=args.repeats,
+                                    folder=args.folder)
+        except ValueError as exc:
+            report_problem(str(exc))
+            return EXIT_BAD_INPUT
+        except OSError as exc:
+            raise write_problem(args.folder or "the temporary folder", exc) from None
     else:
         from ..bench import bench_gaze
         from ..camera import CameraError
@@ -67,10 +78,6 @@ def _bench(args) -> int:
         except (CameraError, LandmarkerError, ValueError) as exc:
             report_problem(str(exc))
             return EXIT_BAD_INPUT
-        except ModuleNotFoundError as exc:
-            raise CommandError(f"bench gaze draws its test face with {exc.name}, which is not installed: "
-                               f"install it (pip install scikit-image) or give a face video with --video",
-                               EXIT_FAILED) from None
     if args.json:
         print(json.dumps(result))
     else:
@@ -86,8 +93,12 @@ def register(sub) -> None:
                                    "gaze: the raw face landmarker and the whole gaze pipeline on the same "
                                    "frames of a video (default: a rendered face video), end-to-end fps and "
                                    "frame-to-sample latency.\n"
-                                   "llm: load time, first-token latency and tokens/s of the local model.")
-    s.add_argument("what", choices=("record", "gaze", "llm", "replay"))
+                                   "llm: load time, first-token latency and tokens/s of the local model.\n"
+                                   "replay: open time, seek p95 and render fps of the replay on a session "
+                                   "(default: a synthetic hour).\n"
+                                   "analysis: calibration fit, I-DT / I-VT on an hour of gaze, AOI mapping and "
+                                   "heatmap, each repeated (min and median).")
+    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis"))
     s.add_argument("file", nargs="?", default=None, metavar="FILE.h5",
                    help="replay: the session to measure (default: a synthetic one-hour session)")
     s.add_argument("--size", default=None, metavar="WxH", help="replay: rendered frame size (default 1280x720)")
@@ -100,6 +111,9 @@ def register(sub) -> None:
     s.add_argument("--mouse-hz", type=float, default=1000.0)
     s.add_argument("--gaze-hz", type=float, default=60.0)
     s.add_argument("--flood-rows", type=int, default=1_000_000, help="rows for the capacity measurement")
+    s.add_argument("--samples", type=int, default=216_000, help="analysis: gaze samples (default: 1 h at 60 Hz)")
+    s.add_argument("--snapshots", type=int, default=600, help="analysis: layout snapshots (default 600)")
+    s.add_argument("--repeats", type=int, default=5, help="analysis: repetitions of each measurement (default 5)")
     s.add_argument("--folder", default=None, help="where to write the temporary files (default: system temp)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)

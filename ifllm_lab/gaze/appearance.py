@@ -30,7 +30,7 @@ Canonical frame (all output coordinates):
     centre is at about (-0.5, 0) and the left at (+0.5, 0). One unit is ~60-65 mm on
     an adult face, so 0.001 IOD is ~0.06 mm; over a 24-inch screen at 60 cm the irises
     move by roughly 0.15 IOD horizontally and 0.06 IOD vertically (the ranges of
-    :class:`.synthetic.GazeScene`), i.e. ~0.003 IOD horizontally and ~0.002 IOD
+    :class:`ifllm_lab.synthetic.face.GazeScene`), i.e. ~0.003 IOD horizontally and ~0.002 IOD
     vertically per degree of gaze: sub-degree gaze needs iris positions to a few
     hundredths of a pixel on average, hence the image-based refinement.
 

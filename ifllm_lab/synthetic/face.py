@@ -1,8 +1,9 @@
 """Ground-truth face frames from a real photo: irises moved by known amounts.
 
 Used by the tests, the gaze benchmark and demos where no camera and no person are
-available. Starting from a real face photograph (default: ``skimage.data.astronaut()``,
-public domain, NASA), the renderer
+available. Starting from a real face photograph (default: the portrait of the NASA
+astronaut Eileen Collins, public domain, shipped as ``ifllm_lab/data/synthetic/face.png``
+with its source in ``SOURCE.txt`` beside it), the renderer
 
 1. finds the eyes once with the real FaceLandmarker,
 2. removes each iris (fills the eye opening with the eye's own sclera colour),
@@ -21,24 +22,37 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .features import LEFT_EYE, LEFT_EYE_CONTOUR, RIGHT_EYE, RIGHT_EYE_CONTOUR, iris_radius_px
-from .landmarks import FaceLandmarker, LandmarkerError
+from ..gaze.features import LEFT_EYE, LEFT_EYE_CONTOUR, RIGHT_EYE, RIGHT_EYE_CONTOUR, iris_radius_px
+from ..gaze.landmarks import FaceLandmarker, LandmarkerError
+
+# The shipped crop of the 512x512 portrait: its top-left corner in the full photo, px.
+_CROP_ORIGIN = (131, 27)
+
+
+def face_photo() -> np.ndarray:
+    """The shipped face photograph (``data/synthetic/face.png``), RGB uint8, 190x190 px."""
+    from importlib.resources import files
+
+    data = (files("ifllm_lab") / "data" / "synthetic" / "face.png").read_bytes()
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise OSError("the shipped face image ifllm_lab/data/synthetic/face.png cannot be decoded")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def astronaut_face(size: tuple[int, int] = (640, 480)) -> np.ndarray:
     """The astronaut photo cropped to the face and scaled to ``size`` (w, h), RGB uint8.
 
-    The face fills about half the frame width, as with a webcam at ~40 cm.
+    The face fills about half the frame width, as with a webcam at ~40 cm. Frame aspect
+    ratios from 16:9 to 1:1 keep the whole face; taller ones are squeezed.
     """
-    from skimage import data
-
-    img = data.astronaut()
+    img = face_photo()
     w, h = size
     # face centre in the 512x512 photo is near (226, 125); crop with the frame's aspect ratio
     crop_w = 190
-    crop_h = int(round(crop_w * h / w))
-    cx, cy = 226, 122
-    x0, y0 = cx - crop_w // 2, max(0, cy - crop_h // 2)
+    crop_h = min(int(round(crop_w * h / w)), img.shape[0])
+    cx, cy = 226 - _CROP_ORIGIN[0], 122 - _CROP_ORIGIN[1]
+    x0, y0 = cx - crop_w // 2, min(max(0, cy - crop_h // 2), img.shape[0] - crop_h)
     crop = img[y0:y0 + crop_h, x0:x0 + crop_w]
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC)
 
