@@ -1,27 +1,51 @@
-"""Where the app's bundled files are: ``resources/``, ``calibration/`` and ``studies/``
-beside the package (a source checkout or an editable install) or inside a PyInstaller
-bundle (``sys._MEIPASS``)."""
+"""Where the app's bundled files are: one folder of package data, ``ifllm_lab/data/``.
+
+It holds the face model (``models/face_landmarker.task`` and its ``NOTICE``), the default
+consent text (``consent/``), the calibration and validation patterns (``calibration/``),
+the example studies (``studies/``) and the face photo of the synthetic videos
+(``synthetic/``). :func:`data_file` finds any file in it, wherever the app runs:
+
+* a source checkout or an editable install: the checkout's ``ifllm_lab/data/`` (the
+  top-level ``resources/models``, ``resources/consent``, ``calibration`` and ``studies``
+  are links into it, for people browsing the repository; the app never reads them);
+* an installed wheel: the installed package's ``data/`` (package data);
+* a PyInstaller bundle: ``ifllm_lab/data/`` under ``sys._MEIPASS`` (the spec collects it
+  with ``collect_data_files("ifllm_lab")``).
+"""
 from __future__ import annotations
 
 import os
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The package data folder's name inside the ``ifllm_lab`` package.
+DATA_FOLDER = "data"
 
 
-def bundled(*parts: str) -> Path:
-    """The bundled file ``parts`` (the first base that has it; else the checkout's path)."""
-    bases = [Path(getattr(sys, "_MEIPASS", REPO_ROOT)), REPO_ROOT]
-    for base in bases:
-        p = base.joinpath(*parts)
-        if p.exists():
-            return p
-    return REPO_ROOT.joinpath(*parts)
+def data_dir() -> Path:
+    """The package data folder (``ifllm_lab/data/``) of this installation or bundle."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        bundled = Path(frozen) / "ifllm_lab" / DATA_FOLDER
+        if bundled.is_dir():
+            return bundled
+    package = files("ifllm_lab")
+    if isinstance(package, Path):  # a package on the file system (always, unless zipped)
+        return package / DATA_FOLDER
+    return Path(__file__).resolve().parent / DATA_FOLDER
+
+
+def data_file(*parts: str) -> Path:
+    """The bundled file or folder ``parts`` under :func:`data_dir`, e.g.
+    ``data_file("models", "face_landmarker.task")``. The path is returned whether or not
+    it exists, so that an error can name where it was expected."""
+    return data_dir().joinpath(*parts)
 
 
 def default_consent_path() -> Path:
-    return bundled("resources", "consent", "consent.md")
+    """The bundled default consent text (Markdown)."""
+    return data_file("consent", "consent.md")
 
 
 def unreadable_file(path: str | os.PathLike, what: str = "file") -> str | None:

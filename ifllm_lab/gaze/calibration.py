@@ -79,6 +79,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..paths import data_file
 from ..session.schema import CalibrationPhase
 from .geometry import ScreenGeometry
 
@@ -90,9 +91,10 @@ __all__ = [
     "DriftResult", "drift_check", "precision_rms_s2s",
 ]
 
-#: Folder of the bundled pattern files (``calibration/`` at the repository root);
-#: the environment variable ``IFLLM_LAB_PATTERNS`` overrides it.
-PATTERN_DIR = Path(__file__).resolve().parents[2] / "calibration"
+#: Folder of the bundled pattern files (``calibration/`` in the package data, see
+#: :func:`ifllm_lab.paths.data_file`); the environment variable ``IFLLM_LAB_PATTERNS``
+#: overrides it.
+PATTERN_DIR = data_file("calibration")
 
 MODEL_FORMAT = "ifllm-lab-calibration-model"
 MODEL_VERSION = 1

@@ -1,6 +1,6 @@
 """Face landmarks from MediaPipe Tasks FaceLandmarker (one face, 478 points with irises).
 
-The model bundle ships with the app (``resources/models/face_landmarker.task``).
+The model bundle ships with the app as package data (``ifllm_lab/data/models/face_landmarker.task``).
 Landmarks are returned in **image pixels** (x right, y down; z in the same scale as
 x, relative to the face centre, smaller = closer to the camera), together with the
 facial transformation matrix (face pose in the camera frame, centimetres).
@@ -15,21 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+from ..paths import data_file
+
 MODEL_NAME = "face_landmarker.task"
 
 
 def default_model_path() -> Path:
-    """The bundled face model: ``resources/models/face_landmarker.task`` beside the package
-    (or inside a PyInstaller bundle)."""
-    import sys
-
-    bases = [Path(getattr(sys, "_MEIPASS", _REPO_ROOT)), _REPO_ROOT]
-    for base in bases:
-        p = base / "resources" / "models" / MODEL_NAME
-        if p.is_file():
-            return p
-    return bases[-1] / "resources" / "models" / MODEL_NAME
+    """The bundled face model: ``models/face_landmarker.task`` in the package data
+    (:func:`ifllm_lab.paths.data_file`)."""
+    return data_file("models", MODEL_NAME)
 
 
 class LandmarkerError(Exception):

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..gaze.features import LEFT_EYE, LEFT_EYE_CONTOUR, RIGHT_EYE, RIGHT_EYE_CONTOUR, iris_radius_px
 from ..gaze.landmarks import FaceLandmarker, LandmarkerError
+from ..paths import data_file
 
 # The shipped crop of the 512x512 portrait: its top-left corner in the full photo, px.
 _CROP_ORIGIN = (131, 27)
@@ -31,9 +32,7 @@ _CROP_ORIGIN = (131, 27)
 
 def face_photo() -> np.ndarray:
     """The shipped face photograph (``data/synthetic/face.png``), RGB uint8, 190x190 px."""
-    from importlib.resources import files
-
-    data = (files("ifllm_lab") / "data" / "synthetic" / "face.png").read_bytes()
+    data = data_file("synthetic", "face.png").read_bytes()
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise OSError("the shipped face image ifllm_lab/data/synthetic/face.png cannot be decoded")
