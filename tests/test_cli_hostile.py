@@ -82,14 +82,17 @@ INPUT_COMMANDS = {
     "bench-replay": lambda i, o: ["bench", "replay", i],
     "bench-llm": lambda i, o: ["bench", "llm", "--model", i],
     "bench-gaze": lambda i, o: ["bench", "gaze", "--video", i],
+    "bench-workbench": lambda i, o: ["bench", "workbench", i, "--files", "3"],
+    "lab": lambda i, o: ["lab", i, "--screenshot", o + ".png"],
 }
 # what is not bad input for a command: (command, input) -> exit status
 NOT_HOSTILE = {
     ("recover", "folder"): 0,  # an (empty) data folder: "No interrupted sessions found."
     ("app", "empty"): None,  # an empty study file is the embedded defaults: not run here
+    ("lab", "folder"): None,  # an (empty) data folder: the workbench opens on it
 }
 # commands that take no input file (their bad places are output places, below)
-NO_INPUT = {"bench record"}
+NO_INPUT = {"bench record", "bench analysis"}
 
 
 def _subcommands() -> set[str]:
@@ -208,8 +211,12 @@ OUTPUT_COMMANDS = {
     "replay-export": lambda p, o: ["replay", p["good"], "--export", o + ".png", "--at", "1"],
     "bench-record": lambda p, o: ["bench", "record", "--seconds", "0.3", "--flood-rows", "20000", "--folder", o],
     "import-ifllm": lambda p, o: ["import-ifllm", p["release"], "--out", o],
+    "bench-analysis": lambda p, o: ["bench", "analysis", "--samples", "3000", "--snapshots", "5", "--repeats", "1",
+                                    "--folder", o],
+    "bench-workbench": lambda p, o: ["bench", "workbench", p["good"], "--files", "2", "--folder", o],
 }
-FOLDER_OUTPUTS = {"export-csv", "export-bids", "bench-record", "import-ifllm"}  # they take a folder
+FOLDER_OUTPUTS = {"export-csv", "export-bids", "bench-record", "import-ifllm", "bench-analysis",
+                  "bench-workbench"}  # they take a folder
 
 
 def _output(place: str, base: Path) -> tuple[str, int]:

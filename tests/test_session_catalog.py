@@ -107,7 +107,7 @@ def test_scan_in_two_processes_gives_the_same_rows_and_cancel_stops_it(folder, t
     one = SessionCatalog(folder, cache_dir=str(tmp_path / "a"))
     list(one.scan())
     two = SessionCatalog(folder, cache_dir=str(tmp_path / "b"))
-    list(two.scan(workers=2, batch=4))
+    list(two.scan(workers=2, batch=4, processes_from=0))
     assert {p: r.to_json() for p, r in two.rows.items()} == {p: r.to_json() for p, r in one.rows.items()}
     stop = SessionCatalog(folder, cache_dir=str(tmp_path / "c"))
     calls = []

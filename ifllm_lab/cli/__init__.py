@@ -49,9 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     # components log details; a command already reports what matters in one line
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_OK
+    if not getattr(args, "func", None):  # no command: the researcher's workbench
+        args.func, args.command = windows.cmd_lab, "lab"
     try:
         return args.func(args)
     except CommandError as exc:

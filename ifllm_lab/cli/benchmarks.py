@@ -55,6 +55,18 @@ def _bench(args) -> int:
         except (SessionFileError, ValueError) as exc:
             report_problem(str(exc))
             return EXIT_BAD_INPUT
+    elif args.what == "workbench":
+        from ..ui.workbench.bench import bench_workbench
+
+        if args.file and not os.path.exists(args.file):
+            raise CommandError(f"{args.file}: no such session file or folder")
+        try:
+            result = bench_workbench(args.file, files=args.files, folder=args.folder)
+        except ValueError as exc:
+            report_problem(str(exc))
+            return EXIT_BAD_INPUT
+        except OSError as exc:
+            raise write_problem(args.folder or "the temporary folder", exc) from None
     elif args.what == "analysis":
         from ..bench import bench_analysis
 
@@ -97,10 +109,16 @@ def register(sub) -> None:
                                    "replay: open time, seek p95 and render fps of the replay on a session "
                                    "(default: a synthetic hour).\n"
                                    "analysis: calibration fit, I-DT / I-VT on an hour of gaze, AOI mapping and "
-                                   "heatmap, each repeated (min and median).")
-    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis"))
-    s.add_argument("file", nargs="?", default=None, metavar="FILE.h5",
-                   help="replay: the session to measure (default: a synthetic one-hour session)")
+                                   "heatmap, each repeated (min and median).\n"
+                                   "workbench: a data folder of --files session files (copies of FILE.h5 or of "
+                                   "the sessions in a FOLDER, e.g. an imported release) opened in the workbench: "
+                                   "first rows, whole table and the window's longest stall, without and with "
+                                   "the cache.")
+    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis", "workbench"))
+    s.add_argument("file", nargs="?", default=None, metavar="FILE.h5|FOLDER",
+                   help="replay: the session to measure (default: a synthetic one-hour session); workbench: the "
+                        "sessions to copy (default: a generated one)")
+    s.add_argument("--files", type=int, default=1000, help="workbench: session files in the folder (default 1000)")
     s.add_argument("--size", default=None, metavar="WxH", help="replay: rendered frame size (default 1280x720)")
     s.add_argument("--video", default=None, help="gaze: a video file of a face (default: render one)")
     s.add_argument("--frames", type=int, default=300, help="gaze: frames to use (default 300)")

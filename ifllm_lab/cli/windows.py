@@ -49,13 +49,42 @@ def cmd_app(args) -> int:
         return EXIT_FAILED
     try:
         return run_app(config, camera=args.camera, participant=args.participant, windowed=args.windowed,
-                       size=size, check_s=args.check, screenshot=args.screenshot)
+                       size=size, check_s=args.check, screenshot=args.screenshot, screen_index=args.screen)
     except ValueError as exc:
         report_problem(str(exc))
         return EXIT_BAD_INPUT
 
 
+def cmd_lab(args) -> int:
+    folder = getattr(args, "folder", None)
+    if folder and not os.path.exists(folder):
+        raise CommandError(f"{folder}: no such folder")
+    if folder and not os.path.isdir(folder):
+        raise CommandError(f"{folder} is a file, not a data folder")
+    size = size_arg(args.size) if getattr(args, "size", None) else None
+    screenshot = getattr(args, "screenshot", None)
+    if screenshot:
+        output_file(screenshot)
+    try:
+        from ..ui.workbench import run_workbench
+    except ImportError as exc:
+        report_problem(f"the window cannot start: {exc}")
+        return EXIT_FAILED
+    return run_workbench(folder, size=size, screenshot=screenshot)
+
+
 def register(sub) -> None:
+    s = sub.add_parser("lab", help="the researcher's workbench (also: ifllm-lab with no command)",
+                       description="The researcher's window: the sessions of a data folder (filter, sort, search, "
+                                   "inspect, export, recover, replay in tabs), the studies (summary, problems, "
+                                   "Run study) and the IFLLM import, with one status line for every job.")
+    s.add_argument("folder", nargs="?", default=None, metavar="FOLDER",
+                   help="the data folder (default: the last one opened)")
+    s.add_argument("--size", default=None, metavar="WxH", help="window size in px")
+    s.add_argument("--screenshot", default=None, metavar="PNG",
+                   help="wait for the table, save the window as PNG and exit (no display needed)")
+    s.set_defaults(func=cmd_lab)
+
     s = sub.add_parser("app", help="run a participant session (the study window)",
                        description="The participant study: setup (participant code, camera preview), consent, "
                                    "calibration, the conversation with ratings, the questionnaire. Without "
@@ -67,6 +96,8 @@ def register(sub) -> None:
     s.add_argument("--participant", default=None, metavar="CODE", help="fill in the participant code")
     s.add_argument("--data", default=None, metavar="DIR", help="data folder (overrides the study's)")
     s.add_argument("--windowed", action="store_true", help="a window instead of full screen")
+    s.add_argument("--screen", type=int, default=None, metavar="N",
+                   help="the screen to use, 0 for the first (default: the primary screen)")
     s.add_argument("--size", default=None, metavar="WxH", help="window size in px (implies --windowed)")
     s.add_argument("--check", type=float, default=0.0, metavar="SECONDS",
                    help="self-check: wait up to SECONDS for camera frames with a face and the LLM, print "

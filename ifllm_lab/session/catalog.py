@@ -12,9 +12,12 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -23,6 +26,7 @@ from .reader import SessionFileError, SessionReader
 from .schema import CalibrationPhase
 
 CACHE_VERSION = 1
+PROCESSES_FROM = 200  # files to read before worker processes pay for their start
 STATES = ("complete", "ended_early", "recovered", "interrupted", "unreadable")
 
 
@@ -77,7 +81,7 @@ def catalog_row(path: str | os.PathLike) -> CatalogRow:
     except OSError as exc:
         return CatalogRow(path, 0, 0, "unreadable", f"{path} cannot be read: {exc.strerror or exc}")
     try:
-        with SessionReader(path) as r:
+        with SessionReader(path, check_streams=False) as r:
             return _row_of(r, path, size, mtime)
     except SessionFileError as exc:
         return CatalogRow(path, size, mtime, "unreadable", str(exc))
@@ -169,10 +173,11 @@ class SessionCatalog:
             pass
 
     def scan(self, *, progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
-             workers: int = 1, batch: int = 16) -> Iterator[list[CatalogRow]]:
+             workers: int = 1, batch: int = 16, processes_from: int = PROCESSES_FROM) -> Iterator[list[CatalogRow]]:
         """Yield the rows in batches as they are known: first every file the cache still
         describes (same size and modification time), then the others as they are read
-        (with ``workers`` > 1 in that many processes). ``self.rows`` holds the result; the
+        (with ``workers`` > 1 in that many processes when at least ``processes_from`` files
+        are to be read). ``self.rows`` holds the result; the
         cache is saved at the end (also after a cancel, with what was read)."""
         files = session_files(self.folder)
         cached = self._load_cache()
@@ -200,7 +205,7 @@ class SessionCatalog:
                 progress(done, len(files))
             yield part
         try:
-            for part in _read_rows(todo, workers, batch, cancel):
+            for part in _read_rows(todo, workers if len(todo) >= processes_from else 1, batch, cancel):
                 for row in part:
                     self.rows[row.path] = row
                 done += len(part)
@@ -220,13 +225,20 @@ def _read_rows(paths: list[str], workers: int, batch: int, cancel) -> Iterator[l
                 return
             yield [catalog_row(p) for p in chunk]
         return
-    with ProcessPoolExecutor(workers) as pool:
-        pending = [pool.submit(_rows_of, chunk) for chunk in chunks]
+    # the first rows at once, read here; then fresh worker processes (not forks of this one,
+    # which may hold locks of other threads, a window's included) read the rest
+    yield _rows_of(chunks[0])
+    context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending = [pool.submit(_rows_of, chunk) for chunk in chunks[1:]]
         try:
-            for fut in pending:
+            for chunk, fut in zip(chunks[1:], pending):
                 if cancel is not None and cancel():
                     return
-                yield fut.result()
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:  # a worker died: this process reads the rest
+                    yield _rows_of(chunk)
         finally:
             for fut in pending:
                 fut.cancel()
@@ -234,3 +246,22 @@ def _read_rows(paths: list[str], workers: int, batch: int, cancel) -> Iterator[l
 
 def _rows_of(chunk: list[str]) -> list[CatalogRow]:
     return [catalog_row(p) for p in chunk]
+
+
+def scan_job(ctx, catalog: SessionCatalog, *, workers: int | None = None) -> SessionCatalog:
+    """:meth:`SessionCatalog.scan` as a job body (``Job(scan_job, catalog)``): each batch of
+    rows is handed over as partial work as soon as it is known, progress counts files, a
+    cancel stops between batches. ``workers`` (default: 2 processes for more than 200
+    files to read, else this one)."""
+    ctx.progress(0.0, f"reading {catalog.folder}")
+    if workers is None:
+        workers = 2 if (os.cpu_count() or 1) > 1 else 1
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress(done / total if total else 1.0, f"{done} of {total} session files")
+
+    for part in catalog.scan(progress=progress, cancel=lambda: ctx.cancelled, workers=workers):
+        ctx.partial(part)
+    ctx.check_cancel()
+    ctx.progress(1.0, f"{len(catalog.rows)} session files ({catalog.files_read} read, the others unchanged)")
+    return catalog

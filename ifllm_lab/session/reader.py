@@ -44,6 +44,22 @@ def _open_swmr(path: str) -> h5py.File | None:
     return h5py.File(fid)
 
 
+def _column_lengths(group: h5py.Group, read_last: bool = False) -> dict[str, int]:
+    """Stored length of every column of a stream's group. Opening each column also shows
+    damage now rather than mid-analysis; HDF5's low-level calls cost a tenth of h5py's
+    objects. ``read_last``: read each column's last row too (in a cut-off file the index
+    of the last rows may lie past the end)."""
+    lengths = {}
+    gid = group.id
+    for key in gid:
+        n = h5py.h5d.open(gid, key).shape[0]
+        name = key.decode("utf-8")
+        lengths[name] = n
+        if n and read_last:
+            _ = group[name][-1]
+    return lengths
+
+
 def _truncated(path: str) -> str:
     return (
         f"{path} is truncated (the file is shorter than its own index says): it was cut off "
@@ -117,7 +133,7 @@ class Stream:
         self._group = group
         lengths = reader._lengths.get(spec.name)
         if lengths is None:
-            lengths = {k: group[k].shape[0] for k in group.keys()}
+            lengths = reader._lengths[spec.name] = _column_lengths(group)
         self._lengths = lengths
         self.columns = tuple(c.name for c in spec.columns if c.name in lengths)
         self.extra_columns = tuple(k for k in lengths if k not in spec.column_names)
@@ -187,11 +203,14 @@ class SessionReader:
     of this or an older schema.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, check_streams: bool = True):
+        """``check_streams=False`` opens a stream's columns only when it is first read (a
+        quick look at many files, e.g. a folder's table); a cut-off file is checked whole
+        either way."""
         self.path = os.fspath(path)
         self._f, self.live_or_crashed, shortened = _open_hdf5(self.path)
         try:
-            self._check(shortened)
+            self._check(shortened, check_streams or shortened)
         except Exception as exc:  # a damaged index shows up as assorted errors
             self._f.close()
             if shortened:  # whatever the damage looks like, the cause is the missing end
@@ -224,7 +243,7 @@ class SessionReader:
                 "fill values (NaN, -1) or zeros"
             )
 
-    def _check(self, shortened: bool = False) -> None:
+    def _check(self, shortened: bool = False, check_streams: bool = True) -> None:
         # read once: a session's root attributes do not change while it is open for reading
         # (a recorder writes them only when it closes the file)
         self._attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self._f.attrs.items()}
@@ -244,16 +263,9 @@ class SessionReader:
         # open every stream's columns so that damage shows now, not mid-analysis; their
         # lengths are kept for the streams (HDF5's low-level calls: a tenth of the cost)
         self._lengths: dict[str, dict[str, int]] = {}
-        for name in STREAMS:
+        for name in STREAMS if check_streams else ():
             if name in self._f:
-                gid = self._f[name].id
-                lengths = {}
-                for key in gid:
-                    n = h5py.h5d.open(gid, key).shape[0]
-                    lengths[key.decode("utf-8")] = n
-                    if n and shortened:  # the index of the last rows may lie past the end
-                        _ = self._f[name][key.decode("utf-8")][-1]
-                self._lengths[name] = lengths
+                self._lengths[name] = _column_lengths(self._f[name], read_last=shortened)
 
     # -- metadata -----------------------------------------------------------------
     @property

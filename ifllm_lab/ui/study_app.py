@@ -755,27 +755,33 @@ class StudyApp(QStackedWidget):
 
 def run_app(config: StudyConfig, *, camera: str | None = None, participant: str | None = None,
             windowed: bool = False, size: tuple[int, int] | None = None, check_s: float = 0.0,
-            screenshot: str | None = None, argv: list[str] | None = None) -> int:
+            screenshot: str | None = None, argv: list[str] | None = None, screen_index: int | None = None) -> int:
     """Start the study window (full screen unless ``windowed``) and run Qt's event loop.
 
     With ``check_s`` > 0 the app checks itself instead of waiting for people: the study's
     settings (:func:`~ifllm_lab.study.readiness.check_study`), then it waits up to
     ``check_s`` seconds for camera frames with a face and a loaded LLM, saves
-    ``screenshot`` (if given), prints one JSON line and exits (0: all good, 1: not)."""
+    ``screenshot`` (if given), prints one JSON line and exits (0: all good, 1: not).
+    ``screen_index``: the screen to use (Qt's order; default the primary one; an index
+    past the last screen is the last one)."""
     import json
     import time
 
     app = QApplication.instance() or QApplication(argv or ["ifllm-lab"])
     app.setApplicationName("IFLLM Lab")
     w = StudyApp(config, camera=camera, participant=participant)
+    screens = app.screens()
+    screen = screens[min(screen_index, len(screens) - 1)] if screens and screen_index is not None \
+        else app.primaryScreen()
     if size:
         w.resize(*size)
+    if screen is not None:
+        w.move(screen.geometry().topLeft())
     if windowed or size:
         w.show()
     else:
         # the screen's size first: without a window manager (a kiosk X session, Xvfb)
         # "full screen" alone leaves the window at its default size
-        screen = app.primaryScreen()
         if screen is not None:
             w.setGeometry(screen.geometry())
         w.showFullScreen()

@@ -65,3 +65,24 @@ def button_stylesheet(height: float) -> str:
         f" QPushButton:default {{ border: 2px solid #d0d0d0; }}"
         f" QPushButton:focus {{ outline: none; }}"
     )
+
+
+def apply_dark_palette(app) -> None:
+    """The researcher windows' look for a whole application: Qt's Fusion style with this
+    module's colours (the study's participant screens set their own)."""
+    from PySide6.QtGui import QPalette
+
+    app.setStyle("Fusion")
+    pal = QPalette()
+    roles = QPalette.ColorRole
+    base = QColor("#262626")
+    for role, colour in ((roles.Window, BACKGROUND), (roles.WindowText, TEXT), (roles.Base, base),
+                         (roles.AlternateBase, PANEL), (roles.Text, TEXT), (roles.Button, QColor("#474747")),
+                         (roles.ButtonText, TEXT), (roles.ToolTipBase, PANEL), (roles.ToolTipText, TEXT),
+                         (roles.Highlight, QColor("#3d6fa8")), (roles.HighlightedText, QColor("#ffffff")),
+                         (roles.PlaceholderText, TEXT_FAINT), (roles.Link, QColor("#7fb2ee")),
+                         (roles.Mid, PANEL_EDGE), (roles.Dark, QColor("#202020")), (roles.Light, QColor("#5a5a5a"))):
+        pal.setColor(role, colour)
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, TEXT_FAINT)
+    app.setPalette(pal)

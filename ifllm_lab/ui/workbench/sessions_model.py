@@ -1,0 +1,217 @@
+"""The sessions table: a Qt model over :class:`~ifllm_lab.session.catalog.CatalogRow`
+rows, and the filter (study, participant, state, free text) in front of it."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+
+from ...session.catalog import CatalogRow
+from .. import style
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+ROW_ROLE = Qt.ItemDataRole.UserRole + 2
+
+STATE_TEXT = {
+    "complete": "complete",
+    "ended_early": "ended early",
+    "recovered": "recovered",
+    "interrupted": "interrupted",
+    "unreadable": "unreadable",
+}
+STATE_COLOUR = {
+    "complete": None,
+    "ended_early": style.WARN,
+    "recovered": style.TEXT_DIM,
+    "interrupted": style.WARN,
+    "unreadable": style.BAD,
+}
+
+
+def _num(v: float, fmt: str) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def _duration(s: float) -> str:
+    if s is None or math.isnan(s):
+        return ""
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _sort_num(v: float) -> float:
+    return -math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    text: Callable[[CatalogRow], str]
+    key: Callable[[CatalogRow], object]
+    tip: str = ""
+    numeric: bool = False
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("File", lambda r: r.name, lambda r: r.name.lower(), "the session file"),
+    Column("Participant", lambda r: r.participant, lambda r: r.participant.lower(), "pseudonym"),
+    Column("Study", lambda r: r.study, lambda r: r.study.lower()),
+    Column("Started (UTC)", lambda r: r.started_utc, lambda r: r.started_utc, "when the session's clock started"),
+    Column("Duration", lambda r: _duration(r.duration_s), lambda r: _sort_num(r.duration_s), numeric=True),
+    Column("Turns", lambda r: f"{r.turns_rated} / {r.turns}" if r.turns else "",
+           lambda r: r.turns + r.turns_rated / 1e6, "rated / all questions", numeric=True),
+    Column("Gaze Hz", lambda r: _num(r.gaze_rate_hz, ".1f"), lambda r: _sort_num(r.gaze_rate_hz),
+           "gaze samples per second", numeric=True),
+    Column("Valid", lambda r: _num(100 * r.gaze_valid, ".0f") + ("%" if not math.isnan(r.gaze_valid) else ""),
+           lambda r: _sort_num(r.gaze_valid), "share of gaze samples marked valid", numeric=True),
+    Column("Validation", lambda r: _num(r.validation_deg, ".2f") + ("°" if not math.isnan(r.validation_deg) else ""),
+           lambda r: _sort_num(r.validation_deg), "mean accuracy of the last validation, degrees", numeric=True),
+    Column("Mouse Hz", lambda r: _num(r.mouse_rate_hz, ".0f"), lambda r: _sort_num(r.mouse_rate_hz),
+           "mouse rows per second", numeric=True),
+    Column("State", lambda r: STATE_TEXT.get(r.state, r.state), lambda r: r.state),
+)
+
+
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole
+_FOREGROUND = Qt.ItemDataRole.ForegroundRole
+_ROLES = frozenset((_DISPLAY, _TOOLTIP, _FOREGROUND, Qt.ItemDataRole.TextAlignmentRole, SORT_ROLE, ROW_ROLE))
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_STATE_COLUMN = [c.title for c in COLUMNS].index("State")
+
+
+def _keys(row: CatalogRow) -> list:
+    return [col.key(row) for col in COLUMNS]
+
+
+class SessionTableModel(QAbstractTableModel):
+    """Rows by path: adding a row for a path already shown replaces it."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._rows: list[CatalogRow] = []
+        self._keys: list[list] = []  # per row, each column's sort key (numbers or str: Qt compares them)
+        self._index: dict[str, int] = {}
+
+    # -- changes ---------------------------------------------------------------------------
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._rows, self._keys, self._index = [], [], {}
+        self.endResetModel()
+
+    def add_rows(self, rows: list[CatalogRow]) -> None:
+        new = []
+        for row in rows:
+            i = self._index.get(row.path)
+            if i is None:
+                new.append(row)
+            else:
+                self._rows[i] = row
+                self._keys[i] = _keys(row)
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
+        if new:
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            for k, row in enumerate(new):
+                self._index[row.path] = first + k
+            self._rows.extend(new)
+            self._keys.extend(_keys(r) for r in new)
+            self.endInsertRows()
+
+    def remove_missing(self, paths: set[str]) -> None:
+        """Drop the rows whose files are not in ``paths`` (after a full scan)."""
+        keep = [r for r in self._rows if r.path in paths]
+        if len(keep) != len(self._rows):
+            self.beginResetModel()
+            self._rows = keep
+            self._keys = [_keys(r) for r in keep]
+            self._index = {r.path: i for i, r in enumerate(keep)}
+            self.endResetModel()
+
+    # -- reading ---------------------------------------------------------------------------
+    def rows(self) -> list[CatalogRow]:
+        return list(self._rows)
+
+    def row_at(self, i: int) -> CatalogRow:
+        return self._rows[i]
+
+    def row_for(self, path: str) -> CatalogRow | None:
+        i = self._index.get(os.path.abspath(path))
+        return None if i is None else self._rows[i]
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt name
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt name
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt name
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+            return None
+        col = COLUMNS[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return col.title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return col.tip or None
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        # called for every visible cell and role at each repaint: the role first, cheaply
+        if role not in _ROLES or not index.isValid():
+            return None
+        r, c = index.row(), index.column()
+        if role == SORT_ROLE:
+            return self._keys[r][c]
+        row = self._rows[r]
+        if role == _DISPLAY:
+            return COLUMNS[c].text(row)
+        if role == ROW_ROLE:
+            return row
+        if role == _TOOLTIP:
+            return row.problem or row.path
+        if role == _FOREGROUND:
+            return STATE_COLOUR.get(row.state) if c == _STATE_COLUMN else None
+        return _RIGHT if COLUMNS[c].numeric else None
+
+
+class SessionFilter(QSortFilterProxyModel):
+    """Study, participant and state (exact; "" for all) and a free text searched in the
+    file name, participant, study and problem; sorted by each column's own key (numbers
+    or text, compared by Qt itself: no Python call per comparison)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.study = ""
+        self.participant = ""
+        self.state = ""
+        self.text = ""
+        self.setSortRole(SORT_ROLE)
+
+    def set_filter(self, *, study: str | None = None, participant: str | None = None, state: str | None = None,
+                   text: str | None = None) -> None:
+        self.beginFilterChange()
+        if study is not None:
+            self.study = study
+        if participant is not None:
+            self.participant = participant
+        if state is not None:
+            self.state = state
+        if text is not None:
+            self.text = text.strip().lower()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row, source_parent) -> bool:  # noqa: N802 - Qt name
+        row = self.sourceModel().row_at(source_row)
+        if self.study and row.study != self.study:
+            return False
+        if self.participant and row.participant != self.participant:
+            return False
+        if self.state and row.state != self.state:
+            return False
+        if self.text:
+            hay = " ".join((row.name, row.participant, row.study, row.session_id, row.problem)).lower()
+            return all(word in hay for word in self.text.split())
+        return True
