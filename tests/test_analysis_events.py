@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from ifllm_lab.analysis import events as E
+from ifllm_lab.analysis import sources
 from ifllm_lab.analysis.events import Events, GazeSamples
 from ifllm_lab.gaze.geometry import ScreenGeometry
 from ifllm_lab.session import SessionMeta, SessionReader, SessionWriter
@@ -434,6 +435,30 @@ def test_load_gaze_validity_and_geometry(tmp_path):
         assert E.session_geometry(r) == (E.DEFAULT_GEOMETRY, False)
         assert len(E.load_gaze(r)) == 0
         assert len(E.detect(r)) == 0
+
+
+def test_detector_defaults_of_a_registered_source(tmp_path, monkeypatch):
+    """An importer's registered defaults fill in what the caller leaves out, for sessions
+    of its source only; an unknown foreign source gets the lab defaults and says so."""
+    monkeypatch.setattr(sources, "_SOURCES", {})  # this test's registry only
+    s, _ = scanpath(3)
+    gaze = {"t": s.t, "x": s.x, "y": s.y, "valid": s.valid.astype(np.uint8)}
+    elsewhere = _write_session(tmp_path / "e.h5", gaze, SessionMeta(source="elsewhere"))
+    lab = _write_session(tmp_path / "l.h5", gaze)
+    with SessionReader(elsewhere) as r:
+        assert "; no defaults registered for 'elsewhere'" in E.detect(r).detector
+    sources.register(sources.SessionSource("elsewhere", label="Elsewhere tracker",
+                                           detector_defaults={"idt": {"dispersion_deg": 2.5}}))
+    with SessionReader(elsewhere) as r:
+        ev = E.detect(r)
+        assert "I-DT dispersion=2.5deg" in ev.detector and "; Elsewhere tracker defaults" in ev.detector
+        assert "dispersion=1.5deg" in E.detect(r, dispersion_deg=1.5).detector  # the caller's own win
+        assert "defaults" not in E.detect(r, source_defaults=False).detector
+        assert "Elsewhere" not in E.detect(r, "ivt").detector  # none registered for I-VT
+    with SessionReader(lab) as r:
+        assert "I-DT dispersion=1deg" in E.detect(r).detector and "defaults" not in E.detect(r).detector
+    with pytest.raises(ValueError):
+        sources.register(sources.SessionSource(sources.RECORDED))
 
 
 def test_events_rows_round_trip_through_the_session_writer(tmp_path):

@@ -20,14 +20,15 @@ from PySide6.QtGui import QColor  # noqa: E402
 from ifllm_lab.gaze.calibration import (  # noqa: E402
     DriftResult, ValidationThresholds, drift_check, load_pattern, validate,
 )
+from ifllm_lab.gaze.face_position import MESSAGES, FacePositionTargets, face_status  # noqa: E402
 from ifllm_lab.gaze.features import EyeFeatures  # noqa: E402
 from ifllm_lab.gaze.geometry import ScreenGeometry  # noqa: E402
 from ifllm_lab.gaze.procedure import CalibrationFlow, TargetRun  # noqa: E402
 from ifllm_lab.gaze.tracker import GazeSample  # noqa: E402
+from ifllm_lab.gaze.calibration import point_grade  # noqa: E402
 from ifllm_lab.ui import style  # noqa: E402
 from ifllm_lab.ui.calibration_screens import (  # noqa: E402
-    MESSAGES, DriftResultView, FaceGuide, FacePositionTargets, GazeBridge, TargetScreen,
-    ValidationReportView, face_status, point_grade,
+    DriftResultView, FaceGuide, GazeBridge, TargetScreen, ValidationReportView,
 )
 
 from screenshots import H, W, save, shots_folder  # noqa: E402

@@ -409,6 +409,96 @@ def test_aoi_at_as_the_input_recorders_callback(qtbot, turn, writer):
     assert targets[2][0] == PROMPT and targets[2][2] >= 0
 
 
+def rule_answer(view, boxes, x: float, y: float):
+    """``(response, paragraph, word)`` at a global screen point by the documented rules,
+    read straight off a view's boxes now (every box tried, no lookup tables); None outside
+    the view's viewport. The prompt view records no LINE rows: its paragraph is None
+    (not derivable from the rows)."""
+    o, vp = global_origin(view), view.viewport()
+    if not (o.x() <= x < o.x() + vp.width() and o.y() <= y < o.y() + vp.height()):
+        return None
+    words = boxes.at(L.WORD)
+    on = np.flatnonzero((words.x0 <= x) & (x < words.x1) & (words.y0 <= y) & (y < words.y1))
+    word = int(words.index[on[0]]) if len(on) else -1
+    if view.response == PROMPT:
+        return PROMPT, None, word
+    lines, pars = boxes.at(L.LINE), boxes.at(L.PARAGRAPH)
+    band = np.flatnonzero((lines.y0 <= y) & (y < lines.y1))
+    assert len(band) <= 1  # the bands do not overlap
+    if not len(band):
+        assert word == -1
+        return view.response, -1, -1
+    p = int(lines.paragraph[band[0]])
+    if not pars.x0[p] <= x < pars.x1[p]:
+        assert word == -1
+        return view.response, -1, -1
+    return view.response, p, word
+
+
+def test_live_and_offline_aois_agree_with_the_rules(qtbot, turn, writer):
+    """The recorder's live AOI (``LayoutTracker.aoi_at``) and the offline mapping of the file
+    it wrote (``LayoutTimeline.map_points``) use one hit test: for random points over the
+    whole turn (and on the edges of every word and line), before and after the left answer
+    scrolls, both give what the rules give on the boxes of that moment."""
+    from ifllm_lab.analysis.aoi import LayoutTimeline
+
+    tracker = LayoutTracker(writer)
+    rec = InputRecorder(writer, turn, aoi_at=tracker.aoi_at, poll_hz=0)
+    for v in turn.views:
+        tracker.add_view(v)
+        rec.record_scroll(v.response, v.verticalScrollBar())
+    rec.start()
+    tracker.snapshot("test")
+    rng = np.random.default_rng(11)
+    o = turn.mapToGlobal(QPoint(0, 0))
+    samples = []  # (t, x, y, live, by the rules)
+
+    def probe(n: int) -> None:
+        boxes = {v: layout_boxes(v) for v in turn.views}
+        xs = [o.x() + rng.uniform(-20, turn.width() + 20, n)]
+        ys = [o.y() + rng.uniform(-20, turn.height() + 20, n)]
+        for b in boxes.values():  # just inside and just outside every word and line
+            for lv in (L.WORD, L.LINE):
+                e = b.at(lv)
+                ym = (e.y0 + e.y1) / 2
+                xs += [e.x0, e.x1 - 0.01, e.x1, e.x0 - 0.01, (e.x0 + e.x1) / 2, (e.x0 + e.x1) / 2]
+                ys += [ym, ym, ym, ym, e.y0, e.y1 - 0.01]
+        t = writer.clock.now()
+        for x, y in zip(np.concatenate(xs).tolist(), np.concatenate(ys).tolist()):
+            rules = next((a for v in turn.views if (a := rule_answer(v, boxes[v], x, y)) is not None),
+                         (None, -1, -1))
+            samples.append((t, x, y, tracker.aoi_at(x, y), rules))
+
+    probe(3000)
+    bar = turn.left.verticalScrollBar()
+    assert bar.maximum() > 60
+    bar.setValue(bar.maximum() - 7)
+    QApplication.processEvents()
+    probe(3000)
+    rec.stop()
+    writer.close()
+    with SessionReader(writer.path) as r:
+        lt = LayoutTimeline.from_reader(r)
+    t, x, y = (np.array([s[i] for s in samples]) for i in range(3))
+    m = lt.map_points(t, x, y)
+    n_words = n_views_differ = 0
+    for i, (_, _, _, live, rules) in enumerate(samples):
+        r, p, w = rules  # r None: outside every view
+        assert live == ((-1, -1, -1) if r is None else (r, live[1] if p is None else p, w)), (i, live, rules)
+        n_words += w >= 0
+        offline_r = PROMPT if m["prompt"][i] else None if m["response"][i] < 0 else int(m["response"][i])
+        if offline_r == r == PROMPT:
+            assert m["word"][i] == -1  # no LINE rows recorded for the prompt
+        elif offline_r == r:
+            assert (int(m["paragraph"][i]), int(m["word"][i])) == (p, w), (i, m["paragraph"][i], m["word"][i], rules)
+        else:
+            # the recorded viewport is the document's visible part: it can miss the view's
+            # empty margin below a short text (or the last pixel row), never any text
+            n_views_differ += 1
+            assert p in (-1, None) and w == -1 and m["paragraph"][i] == -1 and m["word"][i] == -1, (i, rules)
+    assert n_words > 1000 and n_views_differ < 0.1 * len(samples), (n_words, n_views_differ)
+
+
 # -- snapshots in the session file ----------------------------------------------------------------
 def test_one_snapshot_holds_both_answers_and_the_prompt(qtbot, turn, writer):
     tracker = LayoutTracker(writer)

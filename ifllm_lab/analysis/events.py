@@ -56,9 +56,10 @@ import numpy as np
 
 from ..gaze.geometry import ScreenGeometry
 from ..session.schema import EventKind, stream_spec
+from . import sources
 
 __all__ = [
-    "BLINK_MAX_S", "DEFAULT_GEOMETRY", "MIN_GAP_S", "WEBGAZER_PARAMS", "Events", "GazeSamples", "detect",
+    "BLINK_MAX_S", "DEFAULT_GEOMETRY", "MIN_GAP_S", "Events", "GazeSamples", "detect",
     "gaps_and_blinks", "idt", "ivt", "load_gaze", "read_events", "resample", "sample_interval",
     "session_geometry", "visual_angles",
 ]
@@ -854,17 +855,6 @@ def gaps_and_blinks(s: GazeSamples, min_gap_s: float = MIN_GAP_S, blink_max_s: f
 # ----------------------------------------------------------------------------------------
 _DETECTORS = {"idt": idt, "ivt": ivt}
 
-#: Defaults :func:`detect` uses for sessions imported from the IFLLM release (WebGazer in a
-#: browser, ``meta.source == "ifllm-release"``), merged under the caller's own params. An
-#: empirical choice, not from the literature: WebGazer gaze there arrives at ~5-25 Hz
-#: (median interval ~80 ms) and moves a median 1.2-2 deg (nominal geometry) between
-#: samples even when the reader fixates, so I-DT at 1 deg / 100 ms only finds the 100-120 ms
-#: stretches between two near-identical samples (median 117 ms, 25 % of the time on a
-#: sample of the release); 3 deg / 150 ms (about two sample intervals) gives a median
-#: ~200 ms and ~50 % of the time. I-VT's lab defaults already give a median ~180 ms there.
-WEBGAZER_PARAMS: dict[str, dict] = {"idt": {"dispersion_deg": 3.0, "min_duration_s": 0.15}, "ivt": {}}
-
-
 def detect(reader, method: str = "idt", *, t0: float | None = None, t1: float | None = None,
            geometry: ScreenGeometry | None = None, blinks: bool = True, min_gap_s: float = MIN_GAP_S,
            blink_max_s: float = BLINK_MAX_S, source_defaults: bool = True, **params) -> Events:
@@ -878,8 +868,10 @@ def detect(reader, method: str = "idt", *, t0: float | None = None, t1: float | 
     - Unless ``max_gap_s`` is given, the detector interpolates over holes shorter than the
       session's sample interval + ``min_gap_s``: exactly the holes *not* reported as blinks
       or gaps, so no fixation spans a reported blink or gap.
-    - For sessions imported from the IFLLM release, with ``source_defaults``,
-      :data:`WEBGAZER_PARAMS` fill in the thresholds the caller did not give.
+    - For sessions imported from elsewhere, with ``source_defaults``, the detector
+      defaults registered for their ``meta.source``
+      (:class:`~ifllm_lab.analysis.sources.SessionSource`) fill in the thresholds the
+      caller did not give; the detector string says so, or that none are registered.
     - The detector string names the detector with its thresholds, the blink/gap rule and
       "nominal geometry" when the file had no screen size.
     """
@@ -893,9 +885,13 @@ def detect(reader, method: str = "idt", *, t0: float | None = None, t1: float | 
     else:
         known = True
     note = "" if known else "; nominal geometry"
-    if source_defaults and reader.meta.source == "ifllm-release" and WEBGAZER_PARAMS.get(method.lower()):
-        params = {**WEBGAZER_PARAMS[method.lower()], **params}
-        note += "; IFLLM-release (WebGazer) defaults"
+    if source_defaults and sources.is_foreign(reader):
+        source = sources.registered().get(reader.meta.source)
+        if source is None:
+            note += f"; no defaults registered for {reader.meta.source!r}"
+        elif source.detector_defaults.get(method.lower()):
+            params = {**source.detector_defaults[method.lower()], **params}
+            note += f"; {source.label or source.name} defaults"
     dt = sample_interval(s)
     if "max_gap_s" not in params:
         params["max_gap_s"] = _auto_max_gap(dt, min_gap_s)

@@ -251,9 +251,11 @@ class ReplayData:
     # -- lazily computed -----------------------------------------------------------------
     def layout(self, wait: bool = True):
         """The text layout over time (:class:`ifllm_lab.analysis.aoi.LayoutTimeline`), or
-        None when the session has none (a problem is added once). Rebuilding an imported
-        session's layout takes a second or more: with ``wait=False`` this returns None
-        until another thread's call has built it (the window draws without text meanwhile)."""
+        None when the session has none (a problem is added once). An imported session's
+        layout is rebuilt by the reconstruction its importer registered
+        (:mod:`ifllm_lab.analysis.sources`). That takes a second or more: with
+        ``wait=False`` this returns None until another thread's call has built it (the
+        window draws without text meanwhile)."""
         if not wait and self._layout is None:
             return None
         with self._lock:

@@ -87,7 +87,7 @@ __all__ = [
     "PATTERN_DIR", "LissajousPath", "Pattern", "load_pattern", "list_patterns",
     "CalibrationCollector", "DropCounts",
     "KINDS", "DEFAULT_KINDS", "DEFAULT_ALPHAS", "CalibrationModel", "fit_calibration",
-    "ValidationThresholds", "PointResult", "ValidationReport", "validate",
+    "ValidationThresholds", "PointResult", "GRADES", "point_grade", "ValidationReport", "validate",
     "DriftResult", "drift_check", "precision_rms_s2s",
 ]
 
@@ -1070,6 +1070,24 @@ class PointResult:
     precision_deg: float
     n_samples: int
     onset_t: float = math.nan
+
+
+GRADES = ("good", "warn", "bad")  #: the grades of a validation target, best first
+
+
+def point_grade(point: PointResult, thresholds: ValidationThresholds) -> str:
+    """"good" (accuracy within the mean criterion), "warn" (within the per-point limit)
+    or "bad" (over it, or too few samples): how one validation target did, in the grades
+    the researcher's report colours by."""
+    acc = point.accuracy_deg
+    measured = isinstance(acc, (int, float, np.floating)) and math.isfinite(acc)
+    if point.n_samples < thresholds.min_samples or not measured:
+        return "bad"
+    if acc > thresholds.max_point_deg:
+        return "bad"
+    if acc > thresholds.max_mean_deg:
+        return "warn"
+    return "good"
 
 
 @dataclass

@@ -112,7 +112,14 @@ class ChildJob:
                 return JobStatus(name=self.name, state=QUEUED, pid=self.pid, process_alive=True)
             if st.state == QUEUED:  # started, not yet running its job
                 return JobStatus(**{**st.__dict__, "pid": self.pid, "process_alive": True})
-            return st
+            if not (st.finished and st.process_alive is False):
+                return st
+            # the status file's reader saw the process gone before this one reaped it:
+            # take its exit status, which says how it ended
+            try:
+                code = self.process.wait(2.0)
+            except subprocess.TimeoutExpired:
+                return st
         if st is not None and st.finished and st.process_alive is not False:
             return st
         return self._record_death(code, st)

@@ -46,13 +46,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from ..gaze.face_position import MESSAGES, FacePositionTargets, FaceStatus, face_features, face_status
+from ..gaze.calibration import point_grade
 from . import style
 from .style import fmt
 
@@ -124,103 +124,8 @@ def _finite(*v) -> bool:
 
 
 # ======================================================================================
-# Face position
+# Face guide (what the hint says: ifllm_lab.gaze.face_position)
 # ======================================================================================
-
-@dataclass(frozen=True)
-class FacePositionTargets:
-    """Where the face should be. ``centre_x``, ``centre_y``: the midpoint between the eyes
-    as fractions of the (unmirrored) camera image, with tolerances ``tol_x``, ``tol_y``;
-    distance camera-to-face in mm; head turn in degrees."""
-
-    centre_x: float = 0.5
-    centre_y: float = 0.45
-    tol_x: float = 0.12
-    tol_y: float = 0.12
-    min_distance_mm: float = 450.0
-    max_distance_mm: float = 750.0
-    max_yaw_deg: float = 25.0
-
-    @property
-    def nominal_distance_mm(self) -> float:
-        return 0.5 * (self.min_distance_mm + self.max_distance_mm)
-
-
-@dataclass(frozen=True)
-class FaceStatus:
-    """``code``: "waiting" (no sample yet, or none lately), "no_face", "too_close",
-    "too_far", "move_left", "move_right", "move_up", "move_down", "turn" or "good";
-    ``message``: the hint for the participant; ``hints``: every problem found, most
-    important first (``message`` is the first)."""
-
-    code: str
-    message: str
-    hints: tuple[str, ...] = field(default_factory=tuple)
-    codes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def good(self) -> bool:
-        return self.code == "good"
-
-
-MESSAGES = {
-    "waiting": "Waiting for the camera\u2026",
-    "no_face": "Face not found \u2014 sit in front of the camera",
-    "too_close": "Move back a little",
-    "too_far": "Move a little closer",
-    "move_left": "Move a little to your left",
-    "move_right": "Move a little to your right",
-    "move_up": "Move up a little",
-    "move_down": "Move down a little",
-    "turn": "Turn your face towards the screen",
-    "good": "Good \u2014 keep still",
-}
-
-
-def _features_of(sample):
-    """EyeFeatures from a GazeSample, an EyeFeatures, or None."""
-    if sample is None:
-        return None
-    if hasattr(sample, "face_x"):
-        return sample
-    return getattr(sample, "features", None)
-
-
-def face_status(sample, targets: FacePositionTargets | None = None) -> FaceStatus:
-    """The face-position hint for one tracker sample (a GazeSample, its EyeFeatures, or None).
-
-    Left / right are the participant's own: the camera sees them unmirrored, so a face on
-    the image's left (``face_x`` small) is off to the participant's right and should move
-    to their left. Priority: no face, distance, left/right, up/down, head turn.
-    """
-    t = targets or FacePositionTargets()
-    f = _features_of(sample)
-    if f is None or not _finite(f.face_x, f.face_y):
-        return FaceStatus("no_face", MESSAGES["no_face"], (MESSAGES["no_face"],), ("no_face",))
-    codes = []
-    d = f.face_distance_mm
-    if _finite(d):
-        if d < t.min_distance_mm:
-            codes.append("too_close")
-        elif d > t.max_distance_mm:
-            codes.append("too_far")
-    dx = f.face_x - t.centre_x
-    if dx < -t.tol_x:
-        codes.append("move_left")
-    elif dx > t.tol_x:
-        codes.append("move_right")
-    dy = f.face_y - t.centre_y
-    if dy < -t.tol_y:
-        codes.append("move_down")
-    elif dy > t.tol_y:
-        codes.append("move_up")
-    if _finite(f.yaw) and abs(f.yaw) > t.max_yaw_deg:
-        codes.append("turn")
-    if not codes:
-        codes = ["good"]
-    hints = tuple(MESSAGES[c] for c in codes)
-    return FaceStatus(codes[0], hints[0], hints, tuple(codes))
-
 
 def _mirrored_qimage(rgb) -> QImage | None:
     a = np.asarray(rgb)
@@ -273,7 +178,7 @@ def _paint_face_guide(p: QPainter, frame: QRectF, status: FaceStatus, features, 
     p.setPen(pen)
     p.drawEllipse(tc, ow / 2, oh / 2)
 
-    f = _features_of(features)
+    f = face_features(features)
     if f is not None and _finite(f.face_x, f.face_y) and status.code != "waiting":
         scale = 1.0
         if _finite(f.face_distance_mm) and f.face_distance_mm > 0:
@@ -387,7 +292,7 @@ class FaceGuide(QWidget):
         """The latest tracker sample (GazeSample / EyeFeatures / None). GUI thread only;
         from other threads go through :class:`GazeBridge`."""
         try:
-            self._features = _features_of(sample)
+            self._features = face_features(sample)
             self._last_update = time.monotonic()
             self._set_status(face_status(self._features, self.targets))
         except Exception as e:  # a malformed sample must not break the screen
@@ -600,7 +505,7 @@ class TargetScreen(QWidget):
     def update_sample(self, sample) -> None:
         """Latest tracker sample, for the face guide drawn during the countdown."""
         try:
-            self._face_features = _features_of(sample)
+            self._face_features = face_features(sample)
             self._face_status = face_status(self._face_features, self.face_targets)
         except Exception:
             log.exception("target screen: bad sample")
@@ -720,18 +625,6 @@ class TargetScreen(QWidget):
 # ======================================================================================
 # Researcher views
 # ======================================================================================
-
-def point_grade(point, thresholds) -> str:
-    """"good" (accuracy within the mean criterion), "warn" (within the per-point limit)
-    or "bad" (over it, or too few samples) for one PointResult."""
-    if point.n_samples < thresholds.min_samples or not _finite(point.accuracy_deg):
-        return "bad"
-    if point.accuracy_deg > thresholds.max_point_deg:
-        return "bad"
-    if point.accuracy_deg > thresholds.max_mean_deg:
-        return "warn"
-    return "good"
-
 
 _GRADE_COLOUR = {"good": style.GOOD, "warn": style.WARN, "bad": style.BAD}
 

@@ -49,7 +49,7 @@ WORD
 ``index`` counts boxes of one level within one view in reading order, from 0. The prompt
 view writes its PROMPT box and its WORD boxes only. Rows carry no paragraph column: a
 word's paragraph is the PARAGRAPH row of the same snapshot and view whose character range
-holds it (:attr:`LayoutBoxes.paragraph` has it directly).
+holds it (:attr:`~ifllm_lab.analysis.layout.LayoutBoxes.paragraph` has it directly).
 
 Coordinate frames
 -----------------
@@ -87,8 +87,10 @@ Mapping a gaze (or mouse) point at time ``t`` to a word
    ``(RESPONSE y1 - RESPONSE y0) - max_y`` (``max_y`` from the same ``scroll`` row) when
    ``max_y > 0``; when ``max_y == 0`` the whole document is visible.
 4. Hit-test LINE bands first (they tile each paragraph), then the line's WORD boxes;
-   the space between two words belongs to neither. With webcam gaze (1-2 degrees of
-   error, see DESIGN) report per-word hits as probabilities, not certainties.
+   the space between two words belongs to neither
+   (:class:`~ifllm_lab.analysis.layout.TextHitTest`, which the live AOI below uses too).
+   With webcam gaze (1-2 degrees of error, see DESIGN) report per-word hits as
+   probabilities, not certainties.
 
 Geometry can be stale for the short time between a change and its snapshot (up to
 ``stream_interval_s`` for streamed text, about ``settle_ms`` for moves and resizes);
@@ -98,12 +100,13 @@ Live AOI
 --------
 :meth:`LayoutTracker.aoi_at` (the InputRecorder callback, called thousands of times a
 second) uses the boxes of the latest snapshot in document px, shifted by each view's
-*current* scroll offset and *current* place on screen, so it agrees with what was recorded
-and follows scrolling and window moves at once. Points outside a view's visible viewport
-give -1s: text scrolled out of view cannot be looked at or pointed to. Inside a viewport
-the answer is ``(response, paragraph, word)``, with -1 for no paragraph / no word (the
-margins, the blank lines between paragraphs, the space between words); the prompt view
-answers ``(-1, paragraph, word)``.
+*current* scroll offset and *current* place on screen, and the same
+:class:`~ifllm_lab.analysis.layout.TextHitTest` as offline analysis, so it agrees with what
+was recorded and follows scrolling and window moves at once. Points outside a view's
+visible viewport give -1s: text scrolled out of view cannot be looked at or pointed to.
+Inside a viewport the answer is ``(response, paragraph, word)``, with -1 for no paragraph /
+no word (the margins, the blank lines between paragraphs, the space between words); the
+prompt view answers ``(-1, paragraph, word)``.
 """
 from __future__ import annotations
 
@@ -120,6 +123,7 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Slot
 from PySide6.QtGui import QFontMetricsF, QGuiApplication, QTextBlockFormat, QTextCursor, QTextOption
 from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
 
+from ..analysis.layout import LayoutBoxes, TextHitTest
 from ..session.schema import LayoutLevel
 from . import style
 
@@ -206,7 +210,7 @@ def _char_maps(text: str) -> tuple[np.ndarray, np.ndarray]:
 # -- measured geometry ---------------------------------------------------------------------
 @dataclass(eq=False)
 class _DocLayout:
-    """Boxes of one view in document px, plus the lookup tables of :meth:`hit`."""
+    """Boxes of one view in document px, and their hit test (``hits``, in document px)."""
 
     text_len: int
     width: float
@@ -223,42 +227,14 @@ class _DocLayout:
     frag_text: list
 
     def __post_init__(self) -> None:
-        # plain lists: bisect on a list is far cheaper than a numpy call per query
-        self._top = self.line_box[:, 1].tolist()
-        self._bottom = self.line_box[:, 3].tolist()
-        self._line_par = self.line_par.tolist()
-        self._par_x0 = self.par_box[:, 0].tolist()
-        self._par_x1 = self.par_box[:, 2].tolist()
         n_lines = len(self.line_box)
-        self._f0 = np.searchsorted(self.frag_line, np.arange(n_lines), "left").tolist()
-        self._f1 = np.searchsorted(self.frag_line, np.arange(n_lines), "right").tolist()
-        self._fx0 = self.frag_box[:, 0].tolist()
-        self._fx1 = self.frag_box[:, 2].tolist()
-        self._fword = self.frag_word.tolist()
-        # lines whose fragments are not left to right (bidi text) are searched linearly
-        self._unsorted = {
-            i for i in range(n_lines)
-            if any(a > b for a, b in zip(self._fx0[self._f0[i]:self._f1[i]], self._fx0[self._f0[i] + 1:self._f1[i]]))
-        }
-
-    def hit(self, x: float, y: float) -> tuple[int, int]:
-        """``(paragraph, word)`` at document point ``(x, y)``; -1 for none."""
-        i = bisect.bisect_right(self._top, y) - 1
-        if i < 0 or y >= self._bottom[i]:
-            return -1, -1
-        p = self._line_par[i]
-        if not self._par_x0[p] <= x < self._par_x1[p]:
-            return -1, -1
-        f0, f1 = self._f0[i], self._f1[i]
-        if i in self._unsorted:
-            for j in range(f0, f1):
-                if self._fx0[j] <= x < self._fx1[j]:
-                    return p, self._fword[j]
-            return p, -1
-        j = bisect.bisect_right(self._fx0, x, f0, f1) - 1
-        if j >= f0 and x < self._fx1[j]:
-            return p, self._fword[j]
-        return p, -1
+        self.hits = TextHitTest(
+            line_group=np.zeros(n_lines, np.int64), line_y0=self.line_box[:, 1], line_y1=self.line_box[:, 3],
+            line_x0=self.par_box[self.line_par, 0], line_x1=self.par_box[self.line_par, 2],
+            line_paragraph=self.line_par, line_index=np.arange(n_lines), line_char_start=self.line_chars[:, 0],
+            line_char_end=self.line_chars[:, 1], frag_line=self.frag_line, frag_x0=self.frag_box[:, 0],
+            frag_x1=self.frag_box[:, 2], frag_word=self.frag_word,
+        )
 
 
 @dataclass(eq=False)
@@ -399,61 +375,6 @@ def _measure(view: "ResponseView", cache: dict) -> _DocLayout:
         frag_line=cat(frag_line, (0,), np.int64),
         frag_text=[text[a:b] for a, b in f_chars.tolist()],
     )
-
-
-@dataclass
-class LayoutBoxes:
-    """The boxes of one view, one row per box, in global screen px at one scroll state.
-
-    Rows come in the order RESPONSE (or PROMPT), PARAGRAPHs, LINEs, WORDs (the prompt
-    view: PROMPT, WORDs), each level in reading order. ``paragraph`` is the paragraph
-    index of each row (its own for PARAGRAPH rows, -1 for RESPONSE / PROMPT)."""
-
-    response: int
-    level: np.ndarray  # uint8 LayoutLevel codes
-    index: np.ndarray  # int32
-    paragraph: np.ndarray  # int32
-    x0: np.ndarray  # float64, global screen px
-    y0: np.ndarray
-    x1: np.ndarray
-    y1: np.ndarray
-    char_start: np.ndarray  # int32, str indices into the view's text()
-    char_end: np.ndarray
-    text: list  # the word for WORD rows, "" for the others
-    scroll_x: float
-    scroll_y: float
-
-    def __len__(self) -> int:
-        return len(self.level)
-
-    def at(self, level: LayoutLevel | int) -> "LayoutBoxes":
-        """The rows of one level."""
-        keep = np.flatnonzero(self.level == int(level))
-        return LayoutBoxes(
-            self.response, self.level[keep], self.index[keep], self.paragraph[keep], self.x0[keep], self.y0[keep],
-            self.x1[keep], self.y1[keep], self.char_start[keep], self.char_end[keep],
-            [self.text[i] for i in keep.tolist()], self.scroll_x, self.scroll_y,
-        )
-
-    def rows(self, *, t: float, snapshot: int, turn: int) -> dict:
-        """Columns of the ``layout`` stream for these boxes."""
-        n = len(self)
-        return {
-            "t": np.full(n, t, dtype=np.float64),
-            "snapshot": np.full(n, snapshot, dtype=np.int32),
-            "turn": np.full(n, turn, dtype=np.int32),
-            "response": np.full(n, self.response, dtype=np.int8),
-            "level": self.level,
-            "index": self.index,
-            "x0": self.x0.astype(np.float32),
-            "y0": self.y0.astype(np.float32),
-            "x1": self.x1.astype(np.float32),
-            "y1": self.y1.astype(np.float32),
-            "scroll_y": np.full(n, self.scroll_y, dtype=np.float32),
-            "char_start": self.char_start,
-            "char_end": self.char_end,
-            "text": self.text,
-        }
 
 
 def _boxes(view: "ResponseView", lay: _DocLayout) -> LayoutBoxes:
@@ -934,7 +855,7 @@ class LayoutTracker(QObject):
                 lay = self._layouts.get(id(entry.view))
                 if lay is None:  # not in a snapshot yet
                     lay = self._layouts[id(entry.view)] = entry.view._layout()
-                p, w = lay.hit(lx + entry.hbar.value(), ly + entry.vbar.value())
+                p, w = lay.hits.at(lx + entry.hbar.value(), ly + entry.vbar.value())
             except RuntimeError:  # a view deleted before its destroyed signal was handled
                 continue
             return entry.view.response, p, w  # read now: a view may show another response next turn
