@@ -18,6 +18,8 @@ from ifllm_lab.importers.ifllm.release import import_release
 from ifllm_lab.session import SessionReader
 from ifllm_lab.session.inspect import summarize
 
+from release_piece import release_piece
+
 ABS = {"abs_gaze.csv": "gaze", "abs_mouse.csv": "mouse"}
 REL = {
     "rel_gaze.csv": "gaze_rel", "rel_gaze_one.csv": "gaze_rel", "rel_gaze_two.csv": "gaze_rel",
@@ -158,18 +160,7 @@ def test_relative_rows_keep_text_and_char_index(imported, release_root):
 
 
 def _small_release(release_root: Path, dest: Path, worker: str, task: str) -> Path:
-    root = dest / "ifllm"
-    (root / "user_behavior" / worker).mkdir(parents=True)
-    shutil.copytree(release_root / "user_behavior" / worker / task, root / "user_behavior" / worker / task)
-    for table in ("query_logs_table.csv", "task_table.csv", "record_info_table.csv"):
-        with open(release_root / table, encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        keep = [r for r in rows if r["user_id"] == worker and r.get("task_id", task) == task]
-        with open(root / table, "w", encoding="utf-8", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-            w.writeheader()
-            w.writerows(keep)
-    return root
+    return release_piece(release_root, dest, [worker], [task])
 
 
 def test_malformed_rows_are_reported_and_do_not_stop_the_import(release_root, tmp_path):
@@ -240,21 +231,10 @@ def _subset_archive(release_root: Path, dest: Path, workers: int = 6) -> tuple[P
     """(a .tar.xz of the release's first ``workers`` workers, the number of sessions in it)."""
     import tarfile
 
-    root = dest / "ifllm"
     names = sorted(os.listdir(release_root / "user_behavior"))[:workers]
-    for w in names:
-        shutil.copytree(release_root / "user_behavior" / w, root / "user_behavior" / w)
-    keys = set()
-    for table in ("query_logs_table.csv", "task_table.csv", "record_info_table.csv"):
-        with open(release_root / table, encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        keep = [r for r in rows if r["user_id"] in names]
-        if table == "query_logs_table.csv":
-            keys = {(r["user_id"], r["task_id"]) for r in keep}
-        with open(root / table, "w", encoding="utf-8", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-            w.writeheader()
-            w.writerows(keep)
+    root = release_piece(release_root, dest, names)
+    with open(root / "query_logs_table.csv", encoding="utf-8", newline="") as fh:
+        keys = {(r["user_id"], r["task_id"]) for r in csv.DictReader(fh)}
     keys |= {(w, t) for w in names for t in os.listdir(root / "user_behavior" / w)}
     archive = dest / "subset.tar.xz"
     with tarfile.open(archive, "w:xz", preset=0) as tar:

@@ -2,10 +2,8 @@
 process (killed ones included), and the IFLLM import as a job on a piece of the real release."""
 from __future__ import annotations
 
-import csv
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -20,6 +18,8 @@ from ifllm_lab.jobs import (
 )
 from ifllm_lab.jobs.status import MIN_WRITE_INTERVAL_S, JobStatus, StatusFile
 from ifllm_lab.session import SessionReader
+
+from release_piece import release_piece
 
 WAIT_S = 60  # generous: a child process starts a Python interpreter
 
@@ -332,19 +332,8 @@ WORKER, TASKS = "worker_0484ce71", ("170", "186", "204")
 
 
 def _release_piece(release_root: Path, dest: Path) -> Path:
-    """A release holding three sessions of one worker (cut like test_ifllm_import's)."""
-    root = dest / "ifllm"
-    for task in TASKS:
-        shutil.copytree(release_root / "user_behavior" / WORKER / task, root / "user_behavior" / WORKER / task)
-    for table in ("query_logs_table.csv", "task_table.csv", "record_info_table.csv"):
-        with open(release_root / table, encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        keep = [r for r in rows if r["user_id"] == WORKER and r.get("task_id", TASKS[0]) in TASKS]
-        with open(root / table, "w", encoding="utf-8", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-            w.writeheader()
-            w.writerows(keep)
-    return root
+    """A release holding three sessions of one worker."""
+    return release_piece(release_root, dest, [WORKER], TASKS)
 
 
 def test_the_import_runs_as_a_job(release_root, tmp_path):
