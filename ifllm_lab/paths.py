@@ -63,3 +63,13 @@ def unreadable_file(path: str | os.PathLike, what: str = "file") -> str | None:
     except OSError as exc:
         return f"{path} cannot be read: {exc.strerror or exc}."
     return None
+
+
+def probe_write(folder: str | os.PathLike) -> None:
+    """Make and remove a small file in ``folder``: OSError (permission, a read-only or full
+    disk) when files cannot be written there."""
+    import tempfile
+
+    fd, probe = tempfile.mkstemp(prefix=".ifllm-write-check-", dir=os.fspath(folder))
+    os.close(fd)
+    os.remove(probe)

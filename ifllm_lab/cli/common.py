@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 from ..console import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, parse_size, report_problem
-from ..paths import unreadable_file
+from ..paths import probe_write, unreadable_file
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "CommandError", "report_problem", "input_file",
            "output_folder", "output_file", "check_writable_folder", "NewFiles", "write_problem", "size_arg"]
@@ -42,9 +41,7 @@ def _place_problem(target: str, exc: OSError, what: str) -> CommandError:
 def check_writable_folder(folder: str, target: str) -> None:
     """CommandError about ``target`` unless a file can be made in ``folder``."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=".ifllm-write-check-", dir=folder)
-        os.close(fd)
-        os.remove(probe)
+        probe_write(folder)
     except OSError as exc:
         raise _place_problem(target, exc, f"cannot write in {folder}") from None
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import StudyConfig
 from ..gaze.calibration import Pattern, load_pattern
-from ..paths import default_consent_path
+from ..paths import default_consent_path, probe_write
 from .session import study_folder
 
 #: Free space (MB) a session needs on the data folder's disk. The recorder stops cleanly
@@ -121,9 +120,7 @@ def check_folder(folder: Path, key: str, min_free_mb: float) -> list[StudyProble
                 return [StudyProblem(key, f"{folder} cannot be made: {exc.strerror or exc} ({p})")]
             made.append(p)
         try:
-            fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
-            os.close(fd)
-            os.remove(probe)
+            probe_write(folder)
         except OSError as exc:
             return [StudyProblem(key, f"{folder} is not writable: {exc.strerror or exc}")]
         try:

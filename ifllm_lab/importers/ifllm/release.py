@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ...paths import probe_write
 from ...session.schema import MouseKind, Response, SessionMeta, TurnMode
 from ...session.store import SessionStore, SessionWriteError
 
@@ -639,9 +640,7 @@ def check_output_folder(out_dir: str) -> None:
         if not os.path.isdir(where):
             raise ImportTargetError(f"{out_dir}: the folder it would go in ({where}) does not exist")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".ifllm-write-check-", dir=where)
-        os.close(fd)
-        os.remove(probe)
+        probe_write(where)
     except OSError as exc:
         raise ImportTargetError(f"{out_dir}: cannot write in {where}: {exc.strerror or exc}") from None
 

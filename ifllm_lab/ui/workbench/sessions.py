@@ -2,6 +2,7 @@
 sort, search), the selected file's report, and what can be done with it."""
 from __future__ import annotations
 
+import math
 import os
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, QUrl, Signal
@@ -299,7 +300,7 @@ class SessionsPanel(QWidget):
         self.actions["replay"].setEnabled(readable)
         self.actions["inspect"].setEnabled(one is not None)
         self.actions["csv"].setEnabled(readable)
-        self.actions["bids"].setEnabled(readable and not (one.gaze_rate_hz != one.gaze_rate_hz))
+        self.actions["bids"].setEnabled(readable and not math.isnan(one.gaze_rate_hz))  # BIDS needs gaze
         self.actions["recover"].setEnabled(one is not None and one.state == "interrupted")
         self.actions["close"].setEnabled(one is not None and one.state == "interrupted")
         self.actions["reveal"].setEnabled(bool(rows))

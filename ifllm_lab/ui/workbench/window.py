@@ -29,17 +29,17 @@ def default_data_folder() -> str:
 
 def versions() -> dict[str, str]:
     """Versions of the app and of the parts that matter for a lab report."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import PySide6
     from PySide6.QtCore import qVersion
 
     out = {"IFLLM Lab": __version__, "Qt": qVersion(), "PySide6": PySide6.__version__}
-    for name, module in (("MediaPipe", "mediapipe"), ("llama.cpp (llama-cpp-python)", "llama_cpp"),
-                         ("h5py", "h5py"), ("NumPy", "numpy")):
+    for name, distribution in (("MediaPipe", "mediapipe"), ("llama.cpp (llama-cpp-python)", "llama-cpp-python"),
+                               ("h5py", "h5py"), ("NumPy", "numpy")):
         try:
-            from importlib.metadata import version
-
-            out[name] = version({"mediapipe": "mediapipe", "llama_cpp": "llama-cpp-python"}.get(module, module))
-        except Exception:  # not installed: say so
+            out[name] = version(distribution)
+        except PackageNotFoundError:
             out[name] = "not installed"
     return out
 
