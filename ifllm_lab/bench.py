@@ -333,6 +333,17 @@ def bench_analysis(samples: int = 216_000, snapshots: int = 600, repeats: int = 
     times, hits = _timed(lambda: timeline.map_points(t, x, y), repeats)
     out["map_points_on_words"] = round(float((hits["word"] >= 0).mean()), 3)
     out["map_points_min_ms"], out["map_points_median_ms"] = ms(times)
+    # one point at a time, as the live mouse asks on every move (up to 1 kHz)
+    one = timeline._tb.hits
+    pts = list(zip(x[:20_000].tolist(), y[:20_000].tolist()))
+
+    def one_by_one():
+        for px, py in pts:
+            one.at(px, py)
+
+    times, _ = _timed(one_by_one, repeats)
+    out["hit_one_point_min_us"] = round(min(times) / len(pts) * 1e6, 2)
+    out["hit_one_point_median_us"] = round(float(np.median(times)) / len(pts) * 1e6, 2)
 
     # heat map of a screen's worth of samples, some outside
     hx, hy = rng.uniform(-100, 2020, samples), rng.uniform(-100, 1180, samples)

@@ -3,7 +3,6 @@ mouse) and many at once (offline analysis) give the same answer, and that answer
 documented rules, checked against a plain search over every line and fragment."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -117,18 +116,6 @@ def test_carets_are_the_nearest_character_boundary():
                         line_index=[], line_char_start=[], line_char_end=[], frag_line=[], frag_x0=[], frag_x1=[],
                         frag_word=[])
     assert empty.at(1.0, 1.0) == (-1, -1) and empty.locate(0, [1.0], [1.0])["word"].tolist() == [-1]
-
-
-def test_one_point_is_cheap():
-    lines, frags = _texts(4, n_groups=1)
-    hits = _table(lines, frags)
-    rng = np.random.default_rng(5)
-    pts = list(zip(rng.uniform(0, 500, 20_000).tolist(), rng.uniform(-50, 500, 20_000).tolist()))
-    t0 = time.perf_counter()
-    for x, y in pts:
-        hits.at(x, y)
-    per_point_us = (time.perf_counter() - t0) / len(pts) * 1e6
-    assert per_point_us < 50, per_point_us  # the live mouse: up to 1 kHz
 
 
 def test_layout_boxes_levels_and_rows():

@@ -80,7 +80,7 @@ def test_benchmarks_outside_ui_do_not_import_qt():
 
 def test_bench_analysis_reports_every_figure(tmp_path):
     r = bench_analysis(samples=3000, snapshots=12, repeats=2, folder=str(tmp_path))
-    timed = {"fit_calibration": "ms", "idt": "s", "ivt": "s", "map_points": "ms", "heatmap": "ms"}
+    timed = {"fit_calibration": "ms", "idt": "s", "ivt": "s", "map_points": "ms", "heatmap": "ms", "hit_one_point": "us"}
     expected = {f"{name}_{stat}_{unit}" for name, unit in timed.items() for stat in ("min", "median")}
     expected |= {"samples", "snapshots", "repeats", "fit_calibration_samples", "fit_calibration_kinds",
                  "gaze_samples", "true_fixations", "idt_fixations", "ivt_fixations", "layout_build_s",

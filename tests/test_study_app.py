@@ -256,7 +256,7 @@ def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video):
         stall = StallMeter()
         ask(qtbot, app, "What is a good way to learn to cook?", stall, shots, "app-6-pairwise-streaming")
         print(f"\nGUI thread: longest stall {stall.max_gap * 1000:.1f} ms over {stall.ticks} ticks while answering")
-        assert stall.ticks > 20 and stall.max_gap < 0.25  # a blocking answer would stall for seconds
+        assert stall.ticks > 20 and stall.max_gap < 1.0  # a blocking answer would stall for seconds
         turn1 = app.turn
         assert turn1.pairwise and set(turn1.results) == {1, 2}
         for side in ("left", "right"):
