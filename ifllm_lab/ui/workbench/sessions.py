@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QFont, QKeySequence
@@ -14,10 +15,12 @@ from PySide6.QtWidgets import (
 
 from ...jobs import Job
 from ...session.catalog import CatalogRow, SessionCatalog, scan_job
-from .sessions_model import ROW_ROLE, STATE_TEXT, SessionFilter, SessionTableModel
+from .sessions_model import STATE_TEXT, SessionFilter, SessionTableModel
 
 ALL = ""
-ROWS_PER_TURN = 16
+FEED_STEP = 8  # rows between checks of the time spent
+FEED_BUDGET_S = 0.012  # work per turn of the event loop while rows go in
+FEED_PAUSE_MS = 40  # then the window repaints and answers
 
 
 def _inspect_job(ctx, path: str) -> str:
@@ -65,7 +68,7 @@ class SessionsPanel(QWidget):
         self._incoming: list[CatalogRow] = []
         self._pending_done: SessionCatalog | None = None
         self._feed = QTimer(self)
-        self._feed.setInterval(0)
+        self._feed.setSingleShot(True)
         self._feed.timeout.connect(self._feed_rows)
 
         self.model = SessionTableModel(self)
@@ -78,6 +81,8 @@ class SessionsPanel(QWidget):
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.count_label = QLabel("", self)
         self.count_label.setObjectName("count_label")
+        self.count_label.setMinimumWidth(self.fontMetrics().horizontalAdvance("00000 of 00000 sessions"))
+        self.count_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         open_btn = QPushButton("Open folder…", self)
         open_btn.clicked.connect(self.choose_folder)
         self.refresh_btn = QPushButton("Refresh", self)
@@ -95,7 +100,9 @@ class SessionsPanel(QWidget):
         for box, what in ((self.study_box, "studies"), (self.participant_box, "participants"),
                           (self.state_box, "states")):
             box.addItem(f"All {what}", ALL)
-            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            # a fixed width: names arriving with the rows must not lay the window out again
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(16)
             box.currentIndexChanged.connect(self._filters_changed)
         for state, text in STATE_TEXT.items():
             self.state_box.addItem(text, state)
@@ -197,7 +204,7 @@ class SessionsPanel(QWidget):
         self.folder_label.setToolTip(folder)
         if changed:
             self._incoming, self._pending_done = [], None
-            self.model.clear()
+            self.model.clear_rows()
             self.report.clear()
             self.folder_changed.emit(folder)
         self.refresh()
@@ -210,7 +217,7 @@ class SessionsPanel(QWidget):
             self.scan_runner.cancel()
         if not os.path.isdir(self.folder):
             self.count_label.setText("the folder does not exist")
-            self.model.clear()
+            self.model.clear_rows()
             return
         self.catalog = SessionCatalog(self.folder, cache_dir=self.cache_dir)
         catalog = self.catalog
@@ -220,23 +227,30 @@ class SessionsPanel(QWidget):
                                          on_failed=lambda msg: self.count_label.setText(msg))
 
     def _rows_arrived(self, rows: list[CatalogRow]) -> None:
-        """Rows go into the table a few at a time, one event loop turn each: a thousand
-        rows from the cache must not freeze the window while the table sorts them."""
+        """Rows go into the table in short turns (about FEED_BUDGET_S of work each) with
+        FEED_PAUSE_MS between them for the window to repaint and answer: a thousand rows
+        from the cache must not freeze it while the table sorts them in."""
         self._incoming.extend(rows)
         if not self._feed.isActive():
-            self._feed.start()
+            self._feed.start(0)  # the first rows at once
 
     def _feed_rows(self) -> None:
-        rows, self._incoming = self._incoming[:ROWS_PER_TURN], self._incoming[ROWS_PER_TURN:]
-        if rows:
+        start = time.perf_counter()
+        added: list[CatalogRow] = []
+        while self._incoming and time.perf_counter() - start < FEED_BUDGET_S:
+            rows, self._incoming = self._incoming[:FEED_STEP], self._incoming[FEED_STEP:]
             self.model.add_rows(rows)
-            self._update_filter_choices(rows)
+            added.extend(rows)
+        if added:
+            self._update_filter_choices(added)
             self._update_count()
-        if not self._incoming:
-            self._feed.stop()
-            if self._pending_done is not None:
-                catalog, self._pending_done = self._pending_done, None
-                self._scan_done(catalog)
+        if self._incoming:
+            self._feed.start(FEED_PAUSE_MS)
+            return
+        self._feed.stop()
+        if self._pending_done is not None:
+            catalog, self._pending_done = self._pending_done, None
+            self._scan_done(catalog)
 
     def _scan_finished(self, catalog: SessionCatalog) -> None:
         if self._incoming:  # the last rows are still going in
@@ -270,13 +284,16 @@ class SessionsPanel(QWidget):
     # -- selection and actions ------------------------------------------------------------------
     def selected_rows(self) -> list[CatalogRow]:
         rows = self.table.selectionModel().selectedRows()
-        return [self.proxy.data(ix, ROW_ROLE) for ix in sorted(rows, key=lambda i: i.row())]
+        return [self._row_of(ix) for ix in sorted(rows, key=lambda i: i.row())]
+
+    def _row_of(self, proxy_index) -> CatalogRow:
+        return self.model.row_at(self.proxy.mapToSource(proxy_index).row())
 
     def select_path(self, path: str) -> bool:
         """Select the row of ``path`` (tests, and after an action); False when not shown."""
         for r in range(self.proxy.rowCount()):
             ix = self.proxy.index(r, 0)
-            if self.proxy.data(ix, ROW_ROLE).path == os.path.abspath(path):
+            if self._row_of(ix).path == os.path.abspath(path):
                 self.table.selectionModel().select(
                     ix, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
                 self.table.scrollTo(ix)
@@ -377,11 +394,11 @@ class SessionsPanel(QWidget):
             QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(rows[0].path)))
 
     def shown_paths(self) -> list[str]:
-        return [self.proxy.data(self.proxy.index(r, 0), ROW_ROLE).path for r in range(self.proxy.rowCount())]
+        return [self._row_of(self.proxy.index(r, 0)).path for r in range(self.proxy.rowCount())]
 
     def index_of(self, path: str) -> QModelIndex:
         for r in range(self.proxy.rowCount()):
             ix = self.proxy.index(r, 0)
-            if self.proxy.data(ix, ROW_ROLE).path == path:
+            if self._row_of(ix).path == path:
                 return ix
         return QModelIndex()

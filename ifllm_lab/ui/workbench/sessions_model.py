@@ -7,13 +7,13 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QStandardItem, QStandardItemModel
 
 from ...session.catalog import CatalogRow
 from .. import style
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-ROW_ROLE = Qt.ItemDataRole.UserRole + 2
 
 STATE_TEXT = {
     "complete": "complete",
@@ -75,61 +75,72 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 
-_DISPLAY = Qt.ItemDataRole.DisplayRole
-_TOOLTIP = Qt.ItemDataRole.ToolTipRole
-_FOREGROUND = Qt.ItemDataRole.ForegroundRole
-_ROLES = frozenset((_DISPLAY, _TOOLTIP, _FOREGROUND, Qt.ItemDataRole.TextAlignmentRole, SORT_ROLE, ROW_ROLE))
-_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _STATE_COLUMN = [c.title for c in COLUMNS].index("State")
 
 
-def _keys(row: CatalogRow) -> list:
-    return [col.key(row) for col in COLUMNS]
+class SessionTableModel(QStandardItemModel):
+    """Rows by path: adding a row for a path already shown replaces it.
 
-
-class SessionTableModel(QAbstractTableModel):
-    """Rows by path: adding a row for a path already shown replaces it."""
+    The cells are Qt items (text, sort key, tooltip, colour), so painting the table runs no
+    Python: a repaint that had to call back into Python for every cell and role waited
+    for the interpreter lock behind the folder scan's thread (a 20 ms repaint took
+    100-300 ms while a scan ran)."""
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(0, len(COLUMNS), parent)
         self._rows: list[CatalogRow] = []
-        self._keys: list[list] = []  # per row, each column's sort key (numbers or str: Qt compares them)
         self._index: dict[str, int] = {}
+        for c, col in enumerate(COLUMNS):
+            head = QStandardItem(col.title)
+            if col.tip:
+                head.setToolTip(col.tip)
+            self.setHorizontalHeaderItem(c, head)
+
+    @staticmethod
+    def _fill(items: list[QStandardItem], row: CatalogRow) -> None:
+        tip = row.problem or row.path
+        colour = STATE_COLOUR.get(row.state)
+        for c, (col, item) in enumerate(zip(COLUMNS, items)):
+            item.setText(col.text(row))
+            item.setData(col.key(row), SORT_ROLE)
+            item.setToolTip(tip)
+            if col.numeric:
+                item.setTextAlignment(_RIGHT)
+            if c == _STATE_COLUMN:
+                if colour is None:
+                    item.setData(None, Qt.ItemDataRole.ForegroundRole)
+                else:
+                    item.setForeground(QBrush(colour))
 
     # -- changes ---------------------------------------------------------------------------
-    def clear(self) -> None:
-        self.beginResetModel()
-        self._rows, self._keys, self._index = [], [], {}
-        self.endResetModel()
+    def clear_rows(self) -> None:
+        self.removeRows(0, self.rowCount())
+        self._rows, self._index = [], {}
 
     def add_rows(self, rows: list[CatalogRow]) -> None:
-        new = []
         for row in rows:
             i = self._index.get(row.path)
             if i is None:
-                new.append(row)
+                items = [QStandardItem() for _ in COLUMNS]
+                for item in items:
+                    item.setEditable(False)
+                self._fill(items, row)
+                self._index[row.path] = len(self._rows)
+                self._rows.append(row)
+                self.appendRow(items)
             else:
                 self._rows[i] = row
-                self._keys[i] = _keys(row)
-                self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
-        if new:
-            first = len(self._rows)
-            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-            for k, row in enumerate(new):
-                self._index[row.path] = first + k
-            self._rows.extend(new)
-            self._keys.extend(_keys(r) for r in new)
-            self.endInsertRows()
+                self._fill([self.item(i, c) for c in range(len(COLUMNS))], row)
 
     def remove_missing(self, paths: set[str]) -> None:
         """Drop the rows whose files are not in ``paths`` (after a full scan)."""
-        keep = [r for r in self._rows if r.path in paths]
-        if len(keep) != len(self._rows):
-            self.beginResetModel()
-            self._rows = keep
-            self._keys = [_keys(r) for r in keep]
-            self._index = {r.path: i for i, r in enumerate(keep)}
-            self.endResetModel()
+        gone = [i for i, r in enumerate(self._rows) if r.path not in paths]
+        for i in reversed(gone):
+            self.removeRow(i)
+            del self._rows[i]
+        if gone:
+            self._index = {r.path: i for i, r in enumerate(self._rows)}
 
     # -- reading ---------------------------------------------------------------------------
     def rows(self) -> list[CatalogRow]:
@@ -141,40 +152,6 @@ class SessionTableModel(QAbstractTableModel):
     def row_for(self, path: str) -> CatalogRow | None:
         i = self._index.get(os.path.abspath(path))
         return None if i is None else self._rows[i]
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt name
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt name
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt name
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
-            return None
-        col = COLUMNS[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return col.title
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return col.tip or None
-        return None
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        # called for every visible cell and role at each repaint: the role first, cheaply
-        if role not in _ROLES or not index.isValid():
-            return None
-        r, c = index.row(), index.column()
-        if role == SORT_ROLE:
-            return self._keys[r][c]
-        row = self._rows[r]
-        if role == _DISPLAY:
-            return COLUMNS[c].text(row)
-        if role == ROW_ROLE:
-            return row
-        if role == _TOOLTIP:
-            return row.problem or row.path
-        if role == _FOREGROUND:
-            return STATE_COLOUR.get(row.state) if c == _STATE_COLUMN else None
-        return _RIGHT if COLUMNS[c].numeric else None
 
 
 class SessionFilter(QSortFilterProxyModel):
