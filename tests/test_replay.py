@@ -238,3 +238,56 @@ def test_stages_are_bands_on_the_timeline(qtbot, tmp_path):
         (0.0, 5.0), (5.0, 20.0), (20.0, 50.0), (50.0, round(data.t_end, 3))]
     win.close()
     data.close()
+
+
+def test_mouse_rows_kept_after_speed_are_the_file_rows(synthetic):
+    """After the cursor-speed pass keeps every mouse row, windows come from memory and
+    are the same rows the file gives."""
+    data = ReplayData(synthetic)
+    try:
+        rng = np.random.default_rng(3)
+        spans = [(t, t + w) for t, w in zip(rng.uniform(data.t_start, data.t_end, 12), rng.uniform(0.01, 3, 12))]
+        from_file = [data.mouse_window(a, b) for a, b in spans]
+        data.mouse_speed()
+        assert data._mouse_rows is not None
+        for (a, b), want in zip(spans, from_file):
+            got = data.mouse_window(a, b)
+            assert len(got["t"]) == len(want["t"]) > 0
+            for col in ("t", "x", "y", "kind"):
+                assert got[col].dtype == want[col].dtype
+                np.testing.assert_array_equal(got[col], want[col])
+    finally:
+        data.close()
+
+
+def test_aoi_dwell_per_word_matches_a_direct_sum(real_sessions):
+    """The AOI overlay's dwell (kept per turn, summed per frame) equals the dwell summed
+    sample by sample from the layout's own mapping."""
+    from ifllm_lab.session.schema import LayoutLevel
+
+    data = ReplayData(real_sessions[0])
+    try:
+        r = StimulusRenderer(data)
+        layout = data.layout()
+        turn = data.turns[0]
+        end = turn.t_end if np.isfinite(turn.t_end) else data.t_end
+        checked = 0
+        for t in np.linspace(turn.t + 1.0, end - 0.01, 5):
+            boxes = layout.boxes_at(float(t))
+            words = boxes[boxes["level"] == int(LayoutLevel.WORD)]
+            got = r._dwell(float(t), words)
+            g = data.gaze_window(turn.t, end)
+            v = g["valid"]
+            tt, xx, yy = g["t"][v], g["x"][v], g["y"][v]
+            m = layout.map_points(tt, xx, yy)
+            dt = np.clip(np.diff(tt, append=tt[-1]), 0, 0.1)
+            upto = tt <= t
+            want = np.zeros(len(words))
+            for i, w in enumerate(words):
+                on = upto & (m["response"] == w["response"]) & (m["word"] == w["index"])
+                want[i] = dt[on].sum()
+            np.testing.assert_allclose(got, want, atol=1e-9)
+            checked += int((want > 0).sum())
+        assert checked > 10  # the gaze did land on words
+    finally:
+        data.close()

@@ -18,7 +18,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QPixmap,
+                           QPolygonF, QStaticText, QTransform)
 
 from ...session.schema import LayoutLevel
 from .. import style
@@ -87,6 +88,7 @@ def _heat_colour_table() -> list[int]:
 _HEAT_TABLE = _heat_colour_table()
 
 
+_TINTS = [QColor(64, 170, 255, a) for a in range(256)]  # the AOI dwell tint by opacity
 TEXT_LAYER_BUDGET = 96e6  # bytes of drawn text layers kept for scrubbing back and forth
 
 
@@ -96,8 +98,12 @@ class StimulusRenderer:
     def __init__(self, data):
         self.data = data
         self._font_cache: dict[int, tuple[QFont, QFontMetricsF]] = {}
+        self._sprites: dict[tuple, QPixmap] = {}  # fixation circles
+        self._word_px: dict[tuple, float] = {}  # (line height, scale) -> font px of the words
+        self._advances: dict[int, dict[str, float]] = {}  # font px -> word -> width
+        self._statics: dict[int, dict[str, QStaticText]] = {}  # font px -> word -> laid out
         self._heat_cache: tuple | None = None
-        self._dwell_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._dwell_cache: dict[int, tuple] = {}  # turn -> turn_dwell()
         self._fix = None  # fixations, once computed (set_fixations)
         self._text_cache: dict[tuple, QImage] = {}  # layout state and size -> drawn panels and words
 
@@ -191,11 +197,13 @@ class StimulusRenderer:
         if overlays.aoi and len(words):  # a translucent tint over the words by dwell so far
             dwell = self._dwell(t, words)
             if dwell is not None and len(dwell) and float(dwell.max()) > 0:
-                top = float(dwell.max())
-                for b, d in zip(words[dwell > 0], dwell[dwell > 0]):
-                    a = int(30 + 120 * min(1.0, d / top))
-                    p.fillRect(QRectF(dx + b["x0"] * s, dy + b["y0"] * s, (b["x1"] - b["x0"]) * s,
-                                      (b["y1"] - b["y0"]) * s), QColor(64, 170, 255, a))
+                y0, y1 = dy + words["y0"] * s, dy + words["y1"] * s
+                on = (dwell > 0) & (y1 > 0) & (y0 < size[1])
+                x0, x1 = dx + words["x0"][on] * s, dx + words["x1"][on] * s
+                alpha = (30 + 120 * np.minimum(1.0, dwell[on] / float(dwell.max()))).astype(int)
+                for a, l, r, top, bottom in zip(alpha.tolist(), x0.tolist(), x1.tolist(), y0[on].tolist(),
+                                                y1[on].tolist()):
+                    p.fillRect(QRectF(l, top, r - l, bottom - top), _TINTS[a])
 
     @staticmethod
     def _layer(size) -> QImage:
@@ -203,70 +211,109 @@ class StimulusRenderer:
         img.fill(0)
         return img
 
+    def _word_font(self, words, s: float) -> tuple[QFont, QFontMetricsF]:
+        """The font that makes the words as wide as their recorded boxes (median over the
+        longer words), capped by the line height; found once per line height (a session
+        keeps its font) and scale."""
+        h = float(np.median(words["y1"] - words["y0"]))
+        key = (round(h, 1), round(s, 4))
+        px = self._word_px.get(key)
+        if px is None:
+            _, ref = self._font(100)
+            ratios = []
+            for b in words[:400]:
+                txt = str(b["text"])
+                if len(txt) >= 4:
+                    adv = ref.horizontalAdvance(txt)
+                    if adv > 0:
+                        ratios.append((b["x1"] - b["x0"]) * s / adv)
+            px = 100.0 * float(np.median(ratios)) if ratios else h * s / 1.75
+            px = self._word_px[key] = min(px, h * s * 0.8)
+        return self._font(px)
+
     def _draw_words(self, p, words, s, dx, dy) -> None:
-        # the font size that makes the words as wide as their recorded boxes (median over
-        # the longer words), capped by the line height
-        h = float(np.median(words["y1"] - words["y0"])) * s
-        _, ref = self._font(100)
-        long = [(b["text"], (b["x1"] - b["x0"]) * s) for b in words[:400] if len(b["text"]) >= 4]
-        ratios = [w / ref.horizontalAdvance(txt) for txt, w in long if ref.horizontalAdvance(txt) > 0]
-        px = 100.0 * float(np.median(ratios)) if ratios else h / 1.75
-        font, fm = self._font(min(px, h * 0.8))
+        """The words inside the frame, each at its recorded box (a word wider than its box
+        is squeezed into it); words scrolled off the frame cost nothing."""
+        font, fm = self._word_font(words, s)
         p.setFont(font)
-        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        for b in words:
-            text = b["text"]
+        ascent, descent = fm.ascent(), fm.descent()
+        dev = p.device()
+        right, bottom = (dev.width(), dev.height()) if dev is not None else (math.inf, math.inf)
+        x0 = dx + words["x0"] * s
+        x1 = dx + words["x1"] * s
+        y0 = dy + words["y0"] * s
+        y1 = dy + words["y1"] * s
+        keep = (y1 > 0) & (y0 < bottom) & (x1 > 0) & (x0 < right) & (x1 > x0)
+        advances = self._advances.setdefault(font.pixelSize(), {})
+        statics = self._statics.setdefault(font.pixelSize(), {})
+        top_off = (ascent + descent) / 2
+        pen = None
+        for k in np.flatnonzero(keep).tolist():
+            b = words[k]
+            text = str(b["text"])
             if not text:
                 continue
-            r = QRectF(dx + b["x0"] * s, dy + b["y0"] * s, (b["x1"] - b["x0"]) * s, (b["y1"] - b["y0"]) * s)
-            if r.bottom() < 0 or r.width() <= 0:
-                continue
-            p.setPen(PROMPT if int(b["response"]) < 0 else WORD)
-            adv = fm.horizontalAdvance(text)
-            if adv > r.width() * 1.02 and adv > 0:  # squeeze to the recorded box
+            colour = PROMPT if b["response"] < 0 else WORD
+            if colour is not pen:
+                p.setPen(colour)
+                pen = colour
+            adv = advances.get(text)
+            if adv is None:
+                adv = advances[text] = fm.horizontalAdvance(text)
+            st = statics.get(text)
+            if st is None:  # laid out once per word and size: drawing it again is a copy of glyphs
+                st = statics[text] = QStaticText(text)
+                st.setTextFormat(Qt.TextFormat.PlainText)
+                st.prepare(QTransform(), font)
+            left, width = float(x0[k]), float(x1[k] - x0[k])
+            top = float(y0[k] + y1[k]) / 2 - top_off
+            if adv > width * 1.02 and adv > 0:  # squeeze to the recorded box
                 p.save()
-                p.translate(r.left(), r.top())
-                p.scale(r.width() / adv, 1.0)
-                p.drawText(QRectF(0, 0, adv, r.height()), flags, text)
+                p.translate(left, top)
+                p.scale(width / adv, 1.0)
+                p.drawStaticText(QPointF(0, 0), st)
                 p.restore()
             else:
-                p.drawText(r, flags, text)
+                p.drawStaticText(QPointF(left, top), st)
 
     def _dwell(self, t, words) -> np.ndarray | None:
         """Gaze dwell (s) on each word box of ``words`` from the start of the turn to ``t``."""
-        data = self.data
-        turn = data.turn_at(t)
-        layout = data.layout()
-        if turn is None or layout is None:
+        turn = self.data.turn_at(t)
+        if turn is None or self.data.layout() is None:
             return None
-        cached = self._dwell_cache.get(turn.turn)
-        if cached is None:
-            g = data.gaze_window(turn.t, turn.t_end if math.isfinite(turn.t_end) else data.t_end)
-            keep = g["valid"]
-            tt, xx, yy = g["t"][keep], g["x"][keep], g["y"][keep]
-            if len(tt) == 0:
-                cached = (np.zeros(0), np.zeros(0, np.int64))
-            else:
-                m = layout.map_points(tt, xx, yy)
-                dt = np.diff(tt, append=tt[-1])
-                dt = np.clip(dt, 0, 0.1)
-                key = np.where(m["word"] >= 0, (m["response"].astype(np.int64) + 2) * 1_000_000 + m["word"], -1)
-                cached = (tt, key, dt)
-            self._dwell_cache[turn.turn] = cached
-        if len(cached[0]) == 0:
+        tt, uniq, inv, dt = self.turn_dwell(turn)
+        if not len(uniq):
             return np.zeros(len(words))
-        tt, key, dt = cached
         n = int(np.searchsorted(tt, t, "right"))
-        k, w = key[:n], dt[:n]
-        ok = k >= 0
-        if not ok.any():
-            return np.zeros(len(words))
-        uniq, inv = np.unique(k[ok], return_inverse=True)
-        sums = np.bincount(inv, weights=w[ok])
+        sums = np.bincount(inv[:n], weights=dt[:n], minlength=len(uniq) + 1)[:-1]
         wkey = (words["response"].astype(np.int64) + 2) * 1_000_000 + words["index"].astype(np.int64)
-        pos = np.searchsorted(uniq, wkey)
-        pos = np.clip(pos, 0, len(uniq) - 1)
+        pos = np.clip(np.searchsorted(uniq, wkey), 0, len(uniq) - 1)
         return np.where(uniq[pos] == wkey, sums[pos], 0.0)
+
+    def turn_dwell(self, turn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The turn's valid gaze samples mapped to words once (kept; the replay's
+        background work calls this for every turn): times, the word keys seen, each
+        sample's index into them (``len(keys)`` for none) and its dwell share (s)."""
+        cached = self._dwell_cache.get(turn.turn)
+        if cached is not None:
+            return cached
+        data = self.data
+        g = data.gaze_window(turn.t, turn.t_end if math.isfinite(turn.t_end) else data.t_end)
+        keep = g["valid"]
+        tt, xx, yy = g["t"][keep], g["x"][keep], g["y"][keep]
+        layout = data.layout()
+        if len(tt) == 0 or layout is None:
+            cached = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        else:
+            m = layout.map_points(tt, xx, yy)
+            dt = np.clip(np.diff(tt, append=tt[-1]), 0, 0.1)
+            key = np.where(m["word"] >= 0, (m["response"].astype(np.int64) + 2) * 1_000_000 + m["word"], -1)
+            uniq, inv = np.unique(key[key >= 0], return_inverse=True)
+            index = np.full(len(key), len(uniq), np.int64)
+            index[key >= 0] = inv
+            cached = (tt, uniq, index, dt)
+        self._dwell_cache[turn.turn] = cached
+        return cached
 
     def _paint_heatmap(self, p, t, s, dx, dy) -> None:
         data = self.data
@@ -317,17 +364,43 @@ class StimulusRenderer:
             return
         font, _ = self._font(max(9, 26 * s))
         p.setFont(font)
+        dev = p.device()
+        dpr = dev.devicePixelRatioF() if dev is not None else 1.0
+        pen_w = max(1.0, 2.5 * s)
+        centre = int(Qt.AlignmentFlag.AlignCenter)
         for k, (x, y, d) in enumerate(zip(xs, ys, dur)):
             if not (math.isfinite(x) and math.isfinite(y)):
                 continue
-            r = (10.0 + 45.0 * math.sqrt(max(d, 0.0))) * max(s, 0.3)
+            r = round((10.0 + 45.0 * math.sqrt(max(d, 0.0))) * max(s, 0.3))
             age = (t - on[i0 + k]) / max(overlays.fixation_window_s, 1e-6)
-            alpha = int(200 * (1.0 - 0.7 * min(1.0, age)))
-            p.setPen(QPen(QColor(FIXATION.red(), FIXATION.green(), FIXATION.blue(), alpha), max(1.0, 2.5 * s)))
-            p.setBrush(QColor(FIXATION.red(), FIXATION.green(), FIXATION.blue(), alpha // 4))
-            p.drawEllipse(QPointF(x, y), r, r)
+            alpha = 20 * round(10 * (1.0 - 0.7 * min(1.0, age)))  # 60..200 in 8 steps
+            sprite = self._fixation_sprite(r, alpha, pen_w, dpr)
+            half = sprite.width() / dpr / 2
+            p.drawPixmap(QPointF(x - half, y - half), sprite)
             p.setPen(QColor(255, 255, 255, alpha))
-            p.drawText(QRectF(x - r, y - r, 2 * r, 2 * r), int(Qt.AlignmentFlag.AlignCenter), str(i0 + k + 1))
+            p.drawText(QRectF(x - r, y - r, 2 * r, 2 * r), centre, str(i0 + k + 1))
+
+    def _fixation_sprite(self, r: int, alpha: int, pen_w: float, dpr: float) -> QPixmap:
+        """A fixation's circle, drawn once per radius, opacity, pen and pixel ratio and kept
+        (an antialiased translucent circle costs up to a millisecond each time; a copy of
+        its pixels a few microseconds)."""
+        key = (r, alpha, round(pen_w, 2), dpr)
+        pm = self._sprites.get(key)
+        if pm is None:
+            side = 2 * r + int(math.ceil(pen_w)) + 2
+            pm = QPixmap(max(1, round(side * dpr)), max(1, round(side * dpr)))
+            pm.setDevicePixelRatio(dpr)
+            pm.fill(Qt.GlobalColor.transparent)
+            q = QPainter(pm)
+            q.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            q.setPen(QPen(QColor(FIXATION.red(), FIXATION.green(), FIXATION.blue(), alpha), pen_w))
+            q.setBrush(QColor(FIXATION.red(), FIXATION.green(), FIXATION.blue(), alpha // 4))
+            q.drawEllipse(QPointF(side / 2, side / 2), r, r)
+            q.end()
+            if len(self._sprites) >= 512:  # oldest first
+                self._sprites.pop(next(iter(self._sprites)))
+            self._sprites[key] = pm
+        return pm
 
     def _paint_mouse(self, p, t, s, dx, dy, overlays) -> None:
         m = self.data.mouse_window(t - max(overlays.mouse_trail_s, 0.5), t + 1e-6)
@@ -392,7 +465,7 @@ class StimulusRenderer:
 def _polyline(p: QPainter, xs, ys, colour: QColor, alpha: int, width: float) -> None:
     """One open polyline through the finite points (xs, ys)."""
     ok = np.isfinite(xs) & np.isfinite(ys)
-    pts = QPolygonF([QPointF(x, y) for x, y in zip(xs[ok], ys[ok])])
+    pts = QPolygonF([QPointF(x, y) for x, y in zip(xs[ok].tolist(), ys[ok].tolist())])
     p.setPen(QPen(QColor(colour.red(), colour.green(), colour.blue(), alpha), width))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawPolyline(pts)

@@ -61,6 +61,16 @@ class _Plot(pg.PlotWidget):
         super().mouseReleaseEvent(ev)
 
 
+def _cache(item) -> None:
+    """Keep ``item`` drawn in a pixmap; a plotted data item paints through its curve and
+    symbols, which are the ones to keep."""
+    cache = pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
+    item.setCacheMode(cache)
+    if isinstance(item, pg.PlotDataItem):
+        for part in (item.curve, item.scatter):
+            part.setCacheMode(cache)
+
+
 class Timeline(QWidget):
     time_changed = Signal(float)
 
@@ -172,11 +182,10 @@ class Timeline(QWidget):
         """Curves and bands are drawn into pixmaps that Qt keeps (until the view range or
         size changes), so moving the cursor repaints two thin strips from those pixmaps
         instead of re-drawing 200,000-point curves on every seek."""
-        cache = pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
         for w in self.plots:
             for item in w.plotItem.items:
                 if not isinstance(item, pg.InfiniteLine) or not item.movable:
-                    item.setCacheMode(cache)
+                    _cache(item)
 
     def set_mouse_speed(self, st: np.ndarray, sp: np.ndarray) -> None:
         """The cursor speed curve (computed in the background: it reads every mouse row)."""
@@ -184,7 +193,7 @@ class Timeline(QWidget):
             c = self.plots[1].plot(st, sp, pen=pg.mkPen(QColor(120, 230, 120), width=1))
             c.setDownsampling(auto=True, method="peak")
             c.setClipToView(True)
-            c.setCacheMode(pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            _cache(c)
 
     # -- cursor -----------------------------------------------------------------------------
     def set_time(self, t: float) -> None:

@@ -309,6 +309,7 @@ class ReplayWindow(QMainWindow):
         for i, turn in enumerate(turns):
             ctx.check_cancel()
             self._metrics_for(turn, ev)
+            self.renderer.turn_dwell(turn)  # the AOI overlay's dwell, ready before it is asked for
             ctx.progress(0.5 + 0.5 * (i + 1) / len(turns), "AOI metrics")
 
     @Slot(object)
@@ -362,11 +363,13 @@ class ReplayWindow(QMainWindow):
 
     def prepare(self) -> None:
         """Do the background work now, in this thread (benchmarks, scripts): the layout,
-        the fixations and the AOI metrics of every turn."""
+        the cursor-speed curve, the fixations and the AOI metrics of every turn."""
         self.data.layout()
+        self.timeline.set_mouse_speed(*self.data.mouse_speed())
         self._fixations_arrived(self.data.fixations())
         for turn in self.data.turns:
             self._metrics_for(turn, self.events)
+            self.renderer.turn_dwell(turn)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         if self.background is not None:
