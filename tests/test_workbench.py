@@ -206,6 +206,11 @@ def test_studies_show_problems_and_run_study_starts_the_app(make_wb, qtbot, tmp_
     (data / "broken.toml").write_text('[study]\nname = "broken"\n[calibration]\npattern = "7-point"\n')
     (data / "pilot.toml").write_text(f'[study]\nname = "pilot"\nmode = "pointwise"\nquestions = 2\n'
                                      f'[camera]\nsource = "{face_video}"\n')
+    from ifllm_lab.session import SessionMeta
+    from ifllm_lab.session.store import SessionStore
+
+    for who in ("p01", "p02"):  # two sessions this study recorded earlier
+        SessionStore(str(data / f"{who}.h5"), SessionMeta(participant=who, study="pilot")).close()
     wb = make_wb(data)
     _scanned(qtbot, wb)
     studies = wb.studies
@@ -215,7 +220,10 @@ def test_studies_show_problems_and_run_study_starts_the_app(make_wb, qtbot, tmp_
     assert studies.select(str(data / "broken.toml"))
     assert "7-point" in studies.problems.text() and not studies.run_btn.isEnabled()
     assert studies.select(str(data / "pilot.toml"))
-    assert "pointwise, 2 questions" in studies.summary.toPlainText()
+    summary = studies.summary.toPlainText()
+    assert "pointwise" in summary and "2 per participant" in summary
+    assert "2 (2 complete) from 2 participant(s)" in summary, summary
+    assert "How natural did the conversation feel?" in summary  # the questionnaire's items, listed
     assert studies.problems.text() == "Ready to run." and studies.run_btn.isEnabled()
     _shoot(wb, "studies", tmp_path)
     cmd = studies.command(str(data / "pilot.toml"))
@@ -249,3 +257,20 @@ def test_window_state_and_recent_folders_are_remembered(make_wb, qtbot, mixed_fo
     assert again.size() == probe.size() and again.height() == 700
     assert again.sessions.splitter.sizes() == sizes
     assert "Qt" in again.about_text() and "MediaPipe" in again.about_text()
+
+
+def test_room_goes_to_the_file_names(make_wb, qtbot, mixed_folder):
+    """A wide window widens the File column (not the last one); a narrow one keeps every
+    column at least its first width and scrolls."""
+    wb = make_wb(mixed_folder)
+    _scanned(qtbot, wb)
+    table = wb.sessions.table
+    header = table.horizontalHeader()
+    wb.resize(1920, 1080)
+    qtbot.waitUntil(lambda: header.sectionSize(0) > 600, timeout=5000)
+    total = sum(header.sectionSize(c) for c in range(header.count()))
+    assert abs(total - table.viewport().width()) <= 2
+    assert header.sectionSize(header.count() - 1) < 200  # the state column keeps its width
+    wb.resize(1024, 640)
+    qtbot.waitUntil(lambda: header.sectionSize(0) == 230, timeout=5000)
+    assert sum(header.sectionSize(c) for c in range(header.count())) > table.viewport().width()

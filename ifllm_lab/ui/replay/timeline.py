@@ -84,7 +84,7 @@ class Timeline(QWidget):
         self.plots: list[_Plot] = []
         self.stage_bands: list = []
         self.cursors: list[pg.InfiniteLine] = []
-        titles = ("gaze x, y px", "mouse px/s", "scroll px")
+        titles = ("gaze px", "mouse px/s", "scroll px")  # short: a plot may be only ~70 px tall
         for i, title in enumerate(titles):
             w = _Plot()
             w.setMenuEnabled(False)
@@ -95,10 +95,13 @@ class Timeline(QWidget):
             w.getAxis("left").setWidth(70)
             w.getAxis("left").enableAutoSIPrefix(False)
             w.setMouseEnabled(x=True, y=False)
+            w.getAxis("left").setStyle(maxTickLevel=0)  # major ticks only: a short plot has few labels
             if i < len(titles) - 1:
                 w.getAxis("bottom").setStyle(showValues=False)
+                w.setMinimumHeight(72 if i else 96)
             else:
                 w.setLabel("bottom", "session time (s)")
+                w.setMinimumHeight(100)
             if self.plots:
                 w.setXLink(self.plots[0])
             w.scrub.connect(self._scrubbed)

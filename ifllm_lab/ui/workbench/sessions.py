@@ -6,7 +6,7 @@ import math
 import os
 import time
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QPlainTextEdit,
@@ -21,6 +21,7 @@ ALL = ""
 FEED_STEP = 8  # rows between checks of the time spent
 FEED_BUDGET_S = 0.012  # work per turn of the event loop while rows go in
 FEED_PAUSE_MS = 40  # then the window repaints and answers
+COLUMN_WIDTHS = (230, 140, 120, 130, 70, 60, 70, 55, 80, 75, 100)
 
 
 def _inspect_job(ctx, path: str) -> str:
@@ -54,6 +55,7 @@ class SessionsPanel(QWidget):
 
     open_replay = Signal(str)
     folder_changed = Signal(str)
+    scanned = Signal()  # a scan of the folder finished
 
     def __init__(self, run_job, *, cache_dir: str | None = None, parent=None):
         super().__init__(parent)
@@ -130,9 +132,10 @@ class SessionsPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for col, width in enumerate((230, 140, 120, 120, 70, 60, 70, 55, 80, 75)):
+        header.setStretchLastSection(False)
+        for col, width in enumerate(COLUMN_WIDTHS):
             header.resizeSection(col, width)
+        self.table.installEventFilter(self)  # a wider window widens the File column
         self.table.doubleClicked.connect(lambda _ix: self.open_selected())
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
@@ -188,6 +191,18 @@ class SessionsPanel(QWidget):
         box.addLayout(filters)
         box.addWidget(self.splitter, 1)
         self._update_actions()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt name
+        if obj is self.table and event.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self._fit_columns)  # once the viewport has its new size
+        return False
+
+    def _fit_columns(self) -> None:
+        """Room the columns leave goes to the file names (never below their first width)."""
+        header = self.table.horizontalHeader()
+        others = sum(header.sectionSize(c) for c in range(1, header.count()))
+        room = self.table.viewport().width() - others
+        header.resizeSection(0, max(COLUMN_WIDTHS[0], room))
 
     # -- the folder ---------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -264,6 +279,7 @@ class SessionsPanel(QWidget):
         self.model.remove_missing(set(catalog.rows))
         self.scans += 1
         self._update_count()
+        self.scanned.emit()
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()

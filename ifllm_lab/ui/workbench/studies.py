@@ -3,6 +3,7 @@ examples, each one's summary and problems, and Run study (the participant app as
 process, so that a crash of one never takes the other down)."""
 from __future__ import annotations
 
+import html
 import os
 import sys
 from pathlib import Path
@@ -10,13 +11,16 @@ from pathlib import Path
 from PySide6.QtCore import QProcess, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton,
+    QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
+    QTextBrowser,
     QSplitter, QVBoxLayout, QWidget,
 )
 
 from ...config import ConfigError, StudyConfig, load_config
 from ...paths import data_file
 from ...study.readiness import check_study
+from .. import style
+from .sessions_model import STATE_TEXT
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -40,11 +44,9 @@ def study_files(folder: str) -> list[Path]:
 def describe(config: StudyConfig) -> str:
     """A study's summary in a few lines."""
     s, c = config.study, config.calibration
-    models = ", ".join(f"{m.name} ({m.backend}{': ' + os.path.basename(m.model_path) if m.model_path else ''})"
-                       for m in config.llm)
     lines = [
         f"{s.name}: {s.mode}, {s.questions} questions",
-        f"models: {models}",
+        f"models: {_models_line(config)}",
         f"calibration: {c.pattern}, validation {c.validation} (pass: mean <= {c.max_mean_deg:g}°, "
         f"every point <= {c.max_point_deg:g}°), drift check {c.drift} every {c.drift_check_every} question(s) "
         f"(recalibrate at {c.drift_large_deg:g}°)",
@@ -54,6 +56,79 @@ def describe(config: StudyConfig) -> str:
         f"data folder (in the study file): {s.data_folder}",
     ]
     return "\n".join(lines)
+
+
+def _models_line(config: StudyConfig) -> str:
+    return ", ".join(f"{m.name} ({m.backend}{': ' + os.path.basename(m.model_path) if m.model_path else ''})"
+                     for m in config.llm)
+
+
+def _esc(text) -> str:
+    return html.escape(str(text), quote=False)
+
+
+_MODES = {"pointwise": "one answer per question, rated", "pairwise": "two answers side by side, rated and compared",
+          "mixed": "pointwise and pairwise questions mixed"}
+
+
+def describe_html(config: StudyConfig, sessions: list | None = None, records_into: str = "",
+                  file_folder: str | None = None) -> str:
+    """The summary as a small document: what a participant goes through, the models, the
+    gaze quality gates, the setup, and the sessions this study has recorded so far."""
+    s, c, scr, cam = config.study, config.calibration, config.screen, config.camera
+    dim = style.TEXT_DIM.name()
+
+    def section(title: str, rows: list[tuple[str, str]]) -> str:
+        body = "".join(f"<tr><td style='color:{dim}; padding-right:14px'>{_esc(k)}</td><td>{v}</td></tr>"
+                       for k, v in rows)
+        return f"<h3 style='margin-bottom:2px'>{_esc(title)}</h3><table cellspacing='2'>{body}</table>"
+
+    parts = [section("Design", [
+        ("mode", f"{_esc(s.mode)} &mdash; {_esc(_MODES.get(s.mode, ''))}"),
+        ("questions", f"{s.questions} per participant"),
+        ("instructions", _esc(s.instructions) if s.instructions else "<i>the bundled text</i>"),
+        ("consent", _esc(s.consent_file) if s.consent_file else "<i>the bundled consent text</i>"),
+        ("raw video", "kept (identifying: say so in the consent)" if s.keep_video else "never stored"),
+    ])]
+    model_rows = []
+    for m in config.llm:
+        where = (os.path.basename(m.model_path) if m.model_path else "bundled SmolLM2-135M-Instruct") \
+            if m.backend == "llama" else f"{m.model or '?'} at {m.base_url or '?'}"
+        seed = "new per answer" if m.seed is None else str(m.seed)
+        model_rows.append((m.name, f"{_esc(m.backend)}: {_esc(where)}; temperature {m.temperature:g}, "
+                                   f"top-p {m.top_p:g}, up to {m.max_tokens} tokens, seed {_esc(seed)}"))
+    parts.append(section("Models", model_rows))
+    drift = (f"{_esc(c.drift)} every {c.drift_check_every} question(s); correct above {c.drift_small_deg:g}°, "
+             f"recalibrate at {c.drift_large_deg:g}°") if c.drift_check_every else "never"
+    parts.append(section("Gaze", [
+        ("calibration", _esc(c.pattern)),
+        ("validation", f"{_esc(c.validation)}: passes at mean &le; {c.max_mean_deg:g}° and every point "
+                       f"&le; {c.max_point_deg:g}°"),
+        ("drift check", drift),
+        ("screen", f"{scr.width_mm:g} &times; {scr.height_mm:g} mm at {scr.viewing_distance_mm:g} mm"
+                   + (f", {scr.width_px} &times; {scr.height_px} px" if scr.width_px and scr.height_px else "")),
+        ("camera", f"{_esc(cam.source)} ({cam.width_px} &times; {cam.height_px} at {cam.fps:g} fps)"),
+    ]))
+    items = "".join(f"<li>{_esc(q)}</li>" for q in s.questionnaire) or "<li><i>none</i></li>"
+    parts.append(f"<h3 style='margin-bottom:2px'>Questionnaire ({len(s.questionnaire)} items)</h3>"
+                 f"<ol style='margin-top:2px'>{items}</ol>")
+    data_rows = [("in the study file", _esc(s.data_folder if file_folder is None else file_folder))]
+    if records_into:
+        data_rows.append(("Run study records into", f"{_esc(records_into)} (the workbench's data folder)"))
+    if sessions is not None:
+        states: dict[str, int] = {}
+        for r in sessions:
+            states[r.state] = states.get(r.state, 0) + 1
+        people = {r.participant for r in sessions if r.participant}
+        if sessions:
+            last = max((r.started_utc for r in sessions if r.started_utc), default="")
+            made = ", ".join(f"{n} {STATE_TEXT.get(k, k)}" for k, n in sorted(states.items()))
+            data_rows.append(("sessions so far", f"{len(sessions)} ({made}) from {len(people)} participant(s)"
+                                                 + (f"; last started {_esc(last)} UTC" if last else "")))
+        else:
+            data_rows.append(("sessions so far", "none in this data folder"))
+    parts.append(section("Data", data_rows))
+    return "".join(parts)
 
 
 class StudiesPanel(QWidget):
@@ -70,6 +145,10 @@ class StudiesPanel(QWidget):
         self.data_folder = ""
         self.extra: list[Path] = []  # study files opened by hand
         self.process: QProcess | None = None
+        #: the sessions of a study (by name) in the data folder, for its summary; set by the window
+        self.sessions_of = None
+        self.config: StudyConfig | None = None  # the shown study, as Run study would run it
+        self._file_folder = ""  # its data folder as the study file says
         self.last_output = ""
 
         self.list = QListWidget(self)
@@ -91,9 +170,9 @@ class StudiesPanel(QWidget):
         self.title.setFont(f)
         self.path_label = QLabel("", self)
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.summary = QPlainTextEdit(self)
+        self.summary = QTextBrowser(self)
         self.summary.setObjectName("study_summary")
-        self.summary.setReadOnly(True)
+        self.summary.setOpenLinks(False)
         self.problems = QLabel("", self)
         self.problems.setObjectName("study_problems")
         self.problems.setWordWrap(True)
@@ -202,6 +281,15 @@ class StudiesPanel(QWidget):
         item = self.list.currentItem()
         return item.data(PATH_ROLE) if item is not None else None
 
+    def refresh_summary(self) -> None:
+        """Show the shown study's sessions again (after the data folder was read)."""
+        config = self.config
+        if config is not None:
+            sessions = self.sessions_of(config.study.name) if self.sessions_of is not None else None
+            bar = self.summary.verticalScrollBar().value()
+            self.summary.setHtml(describe_html(config, sessions, self.data_folder, self._file_folder))
+            self.summary.verticalScrollBar().setValue(bar)
+
     def _show(self, *_args) -> None:
         path = self.selected_path()
         self.config = None
@@ -216,17 +304,18 @@ class StudiesPanel(QWidget):
             config = load_config(path)
         except ConfigError as exc:
             self.title.setText(Path(path).stem)
-            self.summary.setPlainText("")
+            self.summary.clear()
             self._set_problems([str(exc)])
             self.run_btn.setEnabled(False)
             return
-        summary = describe(config)
+        sessions = self.sessions_of(config.study.name) if self.sessions_of is not None else None
+        summary = describe_html(config, sessions, self.data_folder)
+        self._file_folder = config.study.data_folder
         if self.data_folder:  # Run study records into the workbench's data folder
             config.study.data_folder = self.data_folder
-            summary += f"\n\nRun study records into: {self.data_folder} (the workbench's data folder)"
         self.config = config
         self.title.setText(config.study.name)
-        self.summary.setPlainText(summary)
+        self.summary.setHtml(summary)
         readiness = check_study(config)
         self._set_problems([str(p) for p in readiness.problems])
         self.run_btn.setEnabled(readiness.ok and not self.running)

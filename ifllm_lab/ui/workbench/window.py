@@ -73,6 +73,8 @@ class Workbench(QMainWindow):
         self.sessions.folder_changed.connect(self._folder_changed)
         self.studies.session_started.connect(lambda _p: self._watch_soon())
         self.studies.session_ended.connect(lambda _c: self.sessions.refresh())
+        self.studies.sessions_of = lambda name: [r for r in self.sessions.model.rows() if r.study == name]
+        self.sessions.scanned.connect(self.studies.refresh_summary)
 
         # -- the status line: one job at a time is shown, its progress and a cancel
         self.job_label = QLabel("", self)
@@ -344,6 +346,7 @@ class Workbench(QMainWindow):
         header = self.settings.value("sessions_header")
         if isinstance(header, QByteArray) and not header.isEmpty():
             self.sessions.table.horizontalHeader().restoreState(header)
+            self.sessions.table.horizontalHeader().setStretchLastSection(False)  # the file names take the room
 
     def save_state(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
