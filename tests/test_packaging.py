@@ -21,8 +21,9 @@ import pytest
 
 from ifllm_lab import paths
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "ifllm_lab" / "data"
+from tests.support.repo import PACKAGE, REPO
+
+DATA = PACKAGE / "data"
 
 #: Files the app cannot run without, as ``data_file`` parts.
 NEEDED = [
