@@ -1,5 +1,5 @@
 """AOIs over text: recorded layout + scroll streams mapped to boxes and points over time
-(the reconstruction of imported IFLLM sessions is checked in ``test_ifllm_layout.py``)."""
+(the reconstruction of imported IFLLM sessions is checked in ``tests/importers/test_ifllm_layout.py``)."""
 from __future__ import annotations
 
 import numpy as np
