@@ -1,4 +1,5 @@
-"""Shared fixtures: the real IFLLM development data, unpacked and imported once per run."""
+"""Shared fixtures: the real IFLLM development data, unpacked and imported once per run, and
+a rendered face video to play as the camera."""
 from __future__ import annotations
 
 import os
@@ -9,9 +10,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-RELEASE_ARCHIVE = SHARED / "data" / "ifllm-dev.tar.xz"
+from tests.support.repo import RELEASE_ARCHIVE  # noqa: E402
 
 
 def _need_release() -> Path:
@@ -40,3 +39,18 @@ def imported(tmp_path_factory):
     out = tmp_path_factory.mktemp("ifllm-sessions")
     report = import_release(str(_need_release()), str(out))
     return report, out
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory) -> str:
+    """A face looking at six places of a 1280 x 720 screen in turn (3 s), played in a loop as
+    the camera."""
+    from ifllm_lab.synthetic.face import FaceRenderer, GazeScene, write_gaze_video
+
+    from tests.support.screenshots import H, W
+
+    path = tmp_path_factory.mktemp("camera") / "face.mp4"
+    scene = GazeScene(W, H)
+    targets = [(200, 150), (1080, 150), (640, 360), (200, 570), (1080, 570), (640, 150)]
+    write_gaze_video(str(path), targets, renderer=FaceRenderer(), scene=scene, frames_per_target=15)
+    return str(path)

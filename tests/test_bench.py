@@ -7,16 +7,14 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ifllm_lab.bench import bench_analysis
 
-from child_process import child_env
-
-PACKAGE = Path(__file__).resolve().parents[1] / "ifllm_lab"
+from tests.support.child_process import child_env
+from tests.support.repo import PACKAGE
 
 # Run in a child where ``import skimage`` fails as on a plain install: a meta-path finder
 # refuses it (and anything under it), and a stale entry in sys.modules cannot satisfy it.

@@ -11,12 +11,13 @@ of a file or inside a function, relative or absolute, and ``importlib.import_mod
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ifllm_lab"
+from tests.support.repo import PACKAGE
 
 QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "superqt", "qtpy")
 TRAINING = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "submitit")
@@ -156,6 +157,6 @@ def test_the_checker_sees_every_kind_of_import(tmp_path, monkeypatch, source, ex
     (tmp_path / "ifllm_lab" / "cli").mkdir()
     f = pkg / "probe.py"
     f.write_text(source)
-    monkeypatch.setattr(__import__(__name__), "PACKAGE", tmp_path / "ifllm_lab")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "ifllm_lab")
     targets = {i.target for i in imports_of(f)}
     assert expected in targets, targets

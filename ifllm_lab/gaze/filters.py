@@ -12,7 +12,7 @@ one, exactly as if the NaN sample had never been given. After a gap longer than
 valid sample instead of smoothing across the gap. A timestamp that does not increase
 (duplicate frame) returns the previous output and changes nothing.
 
-Lag and smoothing with the defaults (asserted by ``tests/test_gaze_filters.py``)
+Lag and smoothing with the defaults (asserted by ``tests/gaze/test_filters.py``)
 -------------------------------------------------------------------------------
 Noise-free steps at 30 Hz; "90 % after" counts from the frame that shows the step, so
 0 ms means that frame's output already covers 90 % of the step. Jitter: variance of a

@@ -75,7 +75,7 @@ soon fail step 2; the box's scroll between two rows is unknown (taken to change 
 a text no row ever landed on is placed at the offset its box most often started a turn
 with; a box whose width changed within a session (a resized window) is fitted with one
 width; a few early sessions whose ``char_index`` scatters widely against their own ``x``
-fit poorly. How well it works is measured in ``tests/test_ifllm_layout.py`` against the
+fit poorly. How well it works is measured in ``tests/importers/test_ifllm_layout.py`` against the
 release's own ``char_index``: over all 288 development sessions, 95.8 % of the gaze rows
 with a caret inside a word (not on a text's first or last line) map to that word and
 98.2 % to its line; on the test's 14 sessions 97.8 %, and 95.6 % for rows left out of the

@@ -22,8 +22,8 @@ from ifllm_lab.cli import build_parser, main
 from ifllm_lab.session import SessionMeta, SessionWriter
 from ifllm_lab.session.store import SessionStore
 
-from child_process import child_env
-from small_disk import small_disk
+from tests.support.child_process import child_env
+from tests.support.small_disk import small_disk
 
 # -- hostile inputs -------------------------------------------------------------------------
 INPUTS = ("missing", "empty", "folder", "random", "foreign_hdf5", "truncated")

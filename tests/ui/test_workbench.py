@@ -21,9 +21,8 @@ from ifllm_lab.session.store import SessionStore
 from ifllm_lab.ui.style import apply_dark_palette
 from ifllm_lab.ui.workbench import Workbench
 
-from conftest import RELEASE_ARCHIVE
-from screenshots import shots_folder
-from test_study_app import face_video  # noqa: F401
+from tests.support.repo import RELEASE_ARCHIVE
+from tests.support.screenshots import shots_folder
 
 SIZES = {"small": (1024, 640), "large": (1920, 1080)}
 

@@ -18,7 +18,7 @@ from ifllm_lab.synthetic.session import make_replay_session
 from ifllm_lab.ui.jobs import JobRunner
 from ifllm_lab.ui.replay.window import ReplayWindow
 
-from test_jobs import work_until_cancelled
+from tests.support.jobs import work_until_cancelled
 
 WAIT_MS = 60_000
 

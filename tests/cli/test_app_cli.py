@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from child_process import child_env
-from test_study_app import face_video  # noqa: F401
+from tests.support.child_process import child_env
 
 CLI = [sys.executable, "-m", "ifllm_lab"]
 

@@ -18,12 +18,10 @@ import pytest
 
 from ifllm_lab.session import SessionFileError, SessionMeta, SessionReader, SessionStore, SessionWriter
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.child_process import ChildLines, child_env, kill_child
+from tests.support.small_disk import small_disk
+
 UNCLEAN = "not closed cleanly"
-
-
-from child_process import ChildLines, child_env, kill_child  # noqa: E402
-from small_disk import small_disk  # noqa: E402
 
 
 # -- SIGKILL ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from ifllm_lab.ui.calibration_screens import (  # noqa: E402
     DriftResultView, FaceGuide, GazeBridge, TargetScreen, ValidationReportView,
 )
 
-from screenshots import H, W, save, shots_folder  # noqa: E402
+from tests.support.screenshots import H, W, save, shots_folder  # noqa: E402
 SCREEN = ScreenGeometry(1920, 1080, 527.0, 297.0, 600.0)  # 24" at 60 cm
 
 

@@ -18,7 +18,7 @@ from ifllm_lab.importers.ifllm.release import import_release
 from ifllm_lab.session import SessionReader
 from ifllm_lab.session.inspect import summarize
 
-from release_piece import release_piece
+from tests.support.release_piece import release_piece
 
 ABS = {"abs_gaze.csv": "gaze", "abs_mouse.csv": "mouse"}
 REL = {
@@ -260,7 +260,7 @@ def _all_complete(folder: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_an_import_stopped_by_a_full_disk_finishes_when_run_again(release_root, tmp_path):
-    from small_disk import small_disk
+    from tests.support.small_disk import small_disk
 
     archive, n_sessions = _subset_archive(release_root, tmp_path / "src")
     tmpdir = tmp_path / "tmp"
@@ -330,7 +330,7 @@ def test_a_bad_output_place_is_refused_before_unpacking(tmp_path, place):
         out.write_text("keep me")
     else:
         out = tmp_path / "no-such-folder" / "out"
-    from conftest import RELEASE_ARCHIVE
+    from tests.support.repo import RELEASE_ARCHIVE
 
     p = _cli([RELEASE_ARCHIVE, "--out", out], tmpdir, timeout=30)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]

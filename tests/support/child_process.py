@@ -6,9 +6,8 @@ import queue
 import subprocess
 import threading
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from .repo import REPO
 
 
 def child_env() -> dict:

@@ -22,9 +22,9 @@ from PySide6.QtTest import QTest
 
 from ifllm_lab.session import SessionReader
 from ifllm_lab.session.recovery import find_interrupted
-from test_study_app import ask, click, face_video, make_app, rate, study  # noqa: F401
 
-from child_process import ChildLines, child_env, kill_child  # noqa: E402
+from tests.support.child_process import ChildLines, child_env, kill_child
+from tests.support.study_app import ask, click, make_app, rate, study
 
 pytestmark = pytest.mark.slow
 

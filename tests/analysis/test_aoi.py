@@ -1,5 +1,5 @@
 """AOIs over text: recorded layout + scroll streams mapped to boxes and points over time
-(the reconstruction of imported IFLLM sessions is checked in ``test_ifllm_layout.py``)."""
+(the reconstruction of imported IFLLM sessions is checked in ``tests/importers/test_ifllm_layout.py``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,24 +10,14 @@ from ifllm_lab.analysis.aoi import (
 )
 from ifllm_lab.session import SessionClock, SessionMeta, SessionReader, SessionWriter
 from ifllm_lab.session.schema import LayoutLevel
-from ifllm_lab.synthetic.layout import CHAR_W
-from ifllm_lab.synthetic.layout import SAMPLE_TEXT as TEXT_1
-from ifllm_lab.synthetic.layout import monospace_layout_rows as layout_rows
-from ifllm_lab.synthetic.layout import write_recorded_layout
+from ifllm_lab.synthetic.layout import CHAR_W, write_recorded_layout
+
+from tests.support.recorded_layout import TEXT_1, TEXT_2, layout_rows, word_centre
 
 # ------------------------------------------------------------------------------------------
 # a hand-made recorded session: monospace layout (ifllm_lab.synthetic.layout) written as the
 # response view writes it
 # ------------------------------------------------------------------------------------------
-
-
-def word_centre(rows: dict, word: int) -> tuple[float, float]:
-    i = next(j for j, (lv, ix) in enumerate(zip(rows["level"], rows["index"]))
-             if lv == int(LayoutLevel.WORD) and ix == word)
-    return (rows["x0"][i] + rows["x1"][i]) / 2, (rows["y0"][i] + rows["y1"][i]) / 2
-
-
-TEXT_2 = "Short second answer with a few words only."
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ from ifllm_lab.session.recovery import (
     resume_info,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.child_process import ChildLines, child_env, kill_child
+
 N_TURNS = 3
 
 # A recorder as the app runs one: turns with text, a turn under way (scroll rows of turn 3,
@@ -81,9 +82,6 @@ st.flush()
 print("FLUSHED", flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
-
-
-from child_process import ChildLines, child_env, kill_child  # noqa: E402
 
 
 def _start(path: Path) -> tuple[subprocess.Popen, ChildLines]:

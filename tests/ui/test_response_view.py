@@ -26,7 +26,7 @@ from ifllm_lab.ui.response_view import (
     PROMPT, READING_FONT_FRACTION, LayoutTracker, ResponseView, layout_boxes,
 )
 
-from screenshots import H, W, save, shots_folder
+from tests.support.screenshots import H, W, save, shots_folder
 
 L = LayoutLevel
 

@@ -19,7 +19,8 @@ from ifllm_lab.jobs import (
 from ifllm_lab.jobs.status import MIN_WRITE_INTERVAL_S, JobStatus, StatusFile
 from ifllm_lab.session import SessionReader
 
-from release_piece import release_piece
+from tests.support.jobs import work_until_cancelled
+from tests.support.release_piece import release_piece
 
 WAIT_S = 60  # generous: a child process starts a Python interpreter
 
@@ -41,19 +42,6 @@ def count_to(ctx, n, *, step_message="step"):
         ctx.log(f"{step_message} {i + 1}")
         ctx.progress((i + 1) / n, f"{step_message} {i + 1} of {n}")
     return n * 10
-
-
-def work_until_cancelled(ctx, limit_s=120.0):
-    """Does one piece of work after another, handing each over, until cancelled."""
-    done = []
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        ctx.check_cancel()
-        done.append(len(done))
-        ctx.partial(list(done))
-        ctx.progress(None, f"{len(done)} pieces")
-        time.sleep(0.01)
-    raise AssertionError("never cancelled")
 
 
 def _pieces(message: str) -> int:

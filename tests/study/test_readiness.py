@@ -11,7 +11,7 @@ import pytest
 from ifllm_lab.config import config_from_dict
 from ifllm_lab.study.readiness import check_study
 
-from small_disk import small_disk
+from tests.support.small_disk import small_disk
 
 
 def _cfg(tmp_path: Path, study: dict | None = None, calibration: dict | None = None, source: str | None = None):

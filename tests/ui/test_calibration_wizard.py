@@ -33,7 +33,7 @@ from ifllm_lab.ui.calibration_screens import FacePositionTargets, GazeBridge  # 
 from ifllm_lab.ui.calibration_wizard import RETRY_MESSAGE, CalibrationWizard  # noqa: E402
 
 
-from screenshots import H, W, save, shots_folder  # noqa: E402
+from tests.support.screenshots import H, W, save, shots_folder  # noqa: E402
 SCREEN = ScreenGeometry(1920, 1080, 527.0, 297.0, 600.0)  # 24" at 60 cm
 FPS = 30.0
 SACCADE_S = 0.15

@@ -4,8 +4,8 @@ calibration patterns, example studies, the synthetic face), and a plain (not edi
 install of it finds them with :func:`ifllm_lab.paths.data_file` inside the installed
 package, with the real MediaPipe face landmarker loading its model from there.
 
-The wheel is built without network (``--no-build-isolation --no-index``) from a copy of
-the package, so the checkout is left as it is.
+The wheel (the ``wheel`` fixture of this folder's conftest) is built without network from
+a copy of the package, so the checkout is left as it is.
 """
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ import pytest
 
 from ifllm_lab import paths
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "ifllm_lab" / "data"
+from tests.support.repo import PACKAGE
+from tests.support.wheel import pip
+
+DATA = PACKAGE / "data"
 
 #: Files the app cannot run without, as ``data_file`` parts.
 NEEDED = [
@@ -37,13 +39,6 @@ NEEDED = [
 ]
 
 
-def _pip(*args: str, cwd: Path) -> None:
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    r = subprocess.run([sys.executable, "-m", "pip", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, f"pip {' '.join(args)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-
-
 def _data_files() -> dict[str, int]:
     """Every file of the checkout's package data: path inside the wheel -> size in bytes."""
     return {f"ifllm_lab/data/{p.relative_to(DATA).as_posix()}": p.stat().st_size
@@ -51,23 +46,10 @@ def _data_files() -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """A wheel built from a copy of the package (pyproject.toml, README.md, ifllm_lab/)."""
-    src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, src / name)
-    shutil.copytree(REPO / "ifllm_lab", src / "ifllm_lab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    out = tmp_path_factory.mktemp("wheel")
-    _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(out), str(src), cwd=src)
-    (whl,) = out.glob("ifllm_lab-*.whl")
-    return whl
-
-
-@pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> Path:
     """The wheel installed (no dependencies) into a folder of its own."""
     target = tmp_path_factory.mktemp("site")
-    _pip("install", "--no-deps", "--no-index", "--target", str(target), str(wheel), cwd=target)
+    pip("install", "--no-deps", "--no-index", "--target", str(target), str(wheel), cwd=target)
     return target
 
 

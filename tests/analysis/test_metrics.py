@@ -15,7 +15,7 @@ from ifllm_lab.analysis.metrics import (
 from ifllm_lab.session import SessionClock, SessionMeta, SessionReader, SessionWriter
 from ifllm_lab.session.schema import EventKind
 
-from test_analysis_aoi import TEXT_1, TEXT_2, layout_rows, word_centre
+from tests.support.recorded_layout import TEXT_1, TEXT_2, layout_rows, word_centre
 
 
 @pytest.fixture

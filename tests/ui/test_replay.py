@@ -22,8 +22,8 @@ from ifllm_lab.ui.replay.export import export_mp4, export_png, qimage_to_rgb
 from ifllm_lab.ui.replay.stimulus import GAZE, Overlays, StimulusRenderer, render_image
 from ifllm_lab.ui.replay.window import ReplayWindow
 
-from child_process import child_env
-from screenshots import shots_folder
+from tests.support.child_process import child_env
+from tests.support.screenshots import shots_folder
 
 CLI = [sys.executable, "-m", "ifllm_lab"]
 

@@ -1,0 +1,1 @@
+"""Tests of ifllm_lab.camera: frame sources on real files."""

@@ -1,0 +1,1 @@
+"""Tests of ifllm_lab.gaze: landmarks, features, filters, the tracker, calibration."""

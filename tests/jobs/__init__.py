@@ -1,0 +1,1 @@
+"""Tests of ifllm_lab.jobs: long work, in this process and in a child."""

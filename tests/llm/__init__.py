@@ -1,0 +1,1 @@
+"""Tests of ifllm_lab.llm: the chat backends."""
