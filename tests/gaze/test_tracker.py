@@ -10,7 +10,7 @@ from ifllm_lab.camera import VideoFileSource
 from ifllm_lab.gaze.landmarks import FaceLandmarker
 from ifllm_lab.gaze.tracker import GazePipeline, GazeTracker
 from ifllm_lab.session import SessionClock, SessionMeta, SessionReader, SessionWriter
-from ifllm_lab.synthetic.face import FaceRenderer, GazeScene, write_gaze_video
+from ifllm_lab.synthetic.face import FaceRenderer, write_gaze_video
 
 TARGETS = [(300, 200), (1600, 200), (960, 540), (300, 900), (1600, 900)]
 
