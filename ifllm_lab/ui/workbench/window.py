@@ -90,6 +90,9 @@ class Workbench(QMainWindow):
         sb.addWidget(self.job_label, 1)
         sb.addPermanentWidget(self.job_bar)
         sb.addPermanentWidget(self.cancel_btn)
+        # the line keeps its height when a job's bar and button come and go: the window
+        # above it is not laid out (and every table row repainted) at each job's start and end
+        sb.setMinimumHeight(max(self.cancel_btn.sizeHint().height(), self.job_bar.sizeHint().height()) + 6)
         self._job_idle()
 
         # -- the data folder is watched: a session file that appears or closes updates the table
@@ -208,11 +211,15 @@ class Workbench(QMainWindow):
         if runner is not self.shown_runner():
             return
         self.job_label.setText(f"{what}: {message}" if message else what)
+        # a progress bar repaints at once when its value changes, and with it everything
+        # else waiting to be painted (the table, as rows arrive): here it waits its turn
+        self.job_bar.setUpdatesEnabled(False)
         if math.isnan(fraction):
             self.job_bar.setRange(0, 0)
         else:
             self.job_bar.setRange(0, 1000)
             self.job_bar.setValue(int(round(1000 * fraction)))
+        self.job_bar.setUpdatesEnabled(True)
         self.job_bar.show()
         self.cancel_btn.show()
 
