@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QApplication, QMainWindow
 
 from ifllm_lab.session import SessionMeta, SessionReader
 from ifllm_lab.session.store import SessionStore
@@ -59,6 +59,7 @@ def _shoot(wb, name: str, tmp_path: Path) -> None:
     for size_name, size in SIZES.items():
         wb.resize(*size)
         for _ in range(5):
+            QApplication.processEvents()  # what follows a resize (the columns' fit) runs first
             wb.repaint()
         assert wb.grab().save(str(shots / f"workbench-{name}-{size_name}.png"))
     wb.resize(*SIZES["large"])

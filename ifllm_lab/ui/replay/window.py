@@ -117,13 +117,16 @@ class ReplayWindow(QMainWindow):
         bar.addWidget(self.prev_turn_button)
         bar.addWidget(self.next_turn_button)
         bar.addWidget(self.time_label, 1)
+        # the overlays on their own row at the right: the window fits a 1024 px screen
+        shown = QHBoxLayout()
+        shown.addStretch(1)
         for name in OVERLAY_NAMES:
             box = QCheckBox(f"{name} ({_KEYS.get(name, '')})")
             box.setObjectName(f"overlay_{name}")
             box.setChecked(getattr(self.overlays, name))
             box.toggled.connect(lambda on, n=name: self.set_overlay(n, on))
             self.overlay_boxes[name] = box
-            bar.addWidget(box)
+            shown.addWidget(box)
 
         # -- side panels
         self.banner = QLabel()
@@ -163,6 +166,7 @@ class ReplayWindow(QMainWindow):
         lay.addWidget(self.banner)
         lay.addWidget(main, 1)
         lay.addLayout(bar)
+        lay.addLayout(shown)
         self.setCentralWidget(central)
         self.setStyleSheet(_STYLE)
         self.timeline.time_changed.connect(self.seek)
