@@ -84,6 +84,7 @@ INPUT_COMMANDS = {
     "bench-gaze": lambda i, o: ["bench", "gaze", "--video", i],
     "bench-workbench": lambda i, o: ["bench", "workbench", i, "--files", "3"],
     "lab": lambda i, o: ["lab", i, "--screenshot", o + ".png"],
+    "features": lambda i, o: ["features", i, "--out", o + ".csv", "--quiet"],
 }
 # what is not bad input for a command: (command, input) -> exit status
 NOT_HOSTILE = {
@@ -148,7 +149,7 @@ def test_a_hostile_input_gets_one_line_and_exit_2(capfd, places, tmp_path, comma
 
 # -- unreadable inputs: as an ordinary user (root reads everything) ----------------------------------
 UNREADABLE_COMMANDS = ["inspect", "export-csv", "recover", "recover-close", "replay", "import-ifllm", "app",
-                       "bench-replay", "bench-llm"]
+                       "bench-replay", "bench-llm", "features"]
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +215,7 @@ OUTPUT_COMMANDS = {
     "bench-analysis": lambda p, o: ["bench", "analysis", "--samples", "3000", "--snapshots", "5", "--repeats", "1",
                                     "--folder", o],
     "bench-workbench": lambda p, o: ["bench", "workbench", p["good"], "--files", "2", "--folder", o],
+    "features": lambda p, o: ["features", p["good"], "--out", o + ".csv", "--quiet"],
 }
 FOLDER_OUTPUTS = {"export-csv", "export-bids", "bench-record", "import-ifllm", "bench-analysis",
                   "bench-workbench"}  # they take a folder
