@@ -34,7 +34,7 @@ LAYERS: list[set[str]] = [
     {"analysis", "llm"},  # events, layout and AOIs, metrics, replay data; chat backends
     {"gaze", "camera", "jobs"},  # webcam gaze, frame sources, long work
     {"session"},  # the session file
-    {"config", "console", "paths", ""},  # settings, exit statuses, bundled files, the version
+    {"config", "console", "paths", "workers", ""},  # settings, exit statuses, bundled files, worker processes, the version
 ]
 
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from ..workers import background_pool
 from .extract import SessionFeatures, session_features
 from .registry import FEATURES
 
@@ -89,13 +87,6 @@ def _compute(path: str) -> SessionFeatures | Exception:
         return exc
 
 
-def _background_priority() -> None:
-    try:
-        os.nice(10)
-    except (AttributeError, OSError):
-        pass
-
-
 def features_of_files(paths: list[str], *, cache_dir: str | None = None, workers: int = 2,
                       progress: Callable[[int, int], None] | None = None,
                       cancel: Callable[[], bool] | None = None) -> Iterator[tuple[str, SessionFeatures | Exception]]:
@@ -132,8 +123,7 @@ def features_of_files(paths: list[str], *, cache_dir: str | None = None, workers
                 return
             yield finished(path, _compute(path))
         return
-    context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_background_priority) as pool:
+    with background_pool(workers) as pool:
         pending = [(path, pool.submit(_compute, path)) for path in todo]
         try:
             for path, fut in pending:

@@ -12,16 +12,14 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ..workers import background_pool
 from .reader import SessionFileError, SessionReader
 from .schema import CalibrationPhase
 
@@ -228,8 +226,7 @@ def _read_rows(paths: list[str], workers: int, batch: int, cancel) -> Iterator[l
     # the first rows at once, read here; then fresh worker processes (not forks of this one,
     # which may hold locks of other threads, a window's included) read the rest
     yield _rows_of(chunks[0])
-    context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_background_priority) as pool:
+    with background_pool(workers) as pool:
         pending = [pool.submit(_rows_of, chunk) for chunk in chunks[1:]]
         try:
             for chunk, fut in zip(chunks[1:], pending):
@@ -242,15 +239,6 @@ def _read_rows(paths: list[str], workers: int, batch: int, cancel) -> Iterator[l
         finally:
             for fut in pending:
                 fut.cancel()
-
-
-def _background_priority() -> None:
-    """Worker processes yield the CPU to the window they read for (a repaint that waits for
-    a free core is a stall the researcher sees)."""
-    try:
-        os.nice(10)
-    except (AttributeError, OSError):  # no nice() here, or not allowed: read at normal priority
-        pass
 
 
 def _rows_of(chunk: list[str]) -> list[CatalogRow]:
