@@ -107,6 +107,7 @@ def session_features(path: str | os.PathLike, *, fixation_method: str = "idt") -
     from ..analysis import events as E
     from ..analysis.aoi import LayoutTimeline
     from ..analysis.metrics import response_metrics, turn_onsets
+    from ..analysis.sources import is_foreign
     from ..session.catalog import catalog_row
 
     path = os.fspath(path)
@@ -122,7 +123,7 @@ def session_features(path: str | os.PathLike, *, fixation_method: str = "idt") -
         turns = r["turns"].read()
         onsets = turn_onsets(r)
         row = catalog_row(path)
-        foreign = bool(meta.source) and meta.source != "ifllm-lab"
+        foreign = is_foreign(r)  # imported from elsewhere (no clicks, scrolls or per-event cursor)
         # -- what the session has
         gaze = E.load_gaze(r) if "gaze" in r and len(r["gaze"]) else None
         if gaze is None or not int(np.count_nonzero(gaze.valid)):
