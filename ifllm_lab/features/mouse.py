@@ -17,20 +17,28 @@ first or after the last sample of the window is not seen).
 
 - ``mouse_path_px``: summed distance between consecutive positions.
 - ``mouse_speed_mean_px_s``: path / span.
-- ``mouse_speed_max_px_s``: the largest speed, each speed measured from a sample to the
-  first sample at least :data:`MIN_INTERVAL_S` (5 ms) later, as path travelled over that
-  time. With ~10 Hz sampling these are the sample-to-sample speeds; with ~1 kHz events
-  (or an event and a poll 0.1 ms apart) short intervals are spanned rather than divided
-  by, so timer jitter cannot blow a speed up.
-- ``mouse_accel_max_px_s2``: the largest absolute change between a speed and the speed
-  of the next interval (the one starting where it ends), per second between their
+- ``mouse_speed_max_px_s``: the largest speed, each speed the straight-line distance
+  from a sample to the first sample at least :data:`MIN_INTERVAL_S` (5 ms) later, over
+  that time. With ~10 Hz sampling these are the sample-to-sample speeds; with ~1 kHz
+  events (or an event and a poll 0.1 ms apart) short intervals are spanned rather than
+  divided by, so timer jitter cannot blow a speed up. (The mean speed is path-based, so
+  on a jittery path it can exceed this maximum.)
+- ``mouse_accel_max_px_s2``: the largest absolute change between such a speed and the
+  speed of the next interval (the one starting where it ends), per second between their
   midpoints.
-- ``mouse_moving_share``: the share of the span in sample-to-sample intervals faster
-  than :data:`MOVING_PX_S` (20 px/s), weighted by the intervals' lengths.
+- ``mouse_moving_share``: the share of the span in sample-to-sample intervals during which
+  the cursor moved faster than :data:`MOVING_PX_S` (20 px/s), weighted by the intervals'
+  lengths. An interval's speed is judged over at least :data:`MOTION_SPAN_S` (0.1 s =
+  2 px / 20 px/s): the smaller of the straight-line speeds from its start to the first
+  sample 0.1 s later and from the last sample 0.1 s before its end to its end. At ~10 Hz
+  (and across a sampling gap) that is the interval itself; at ~1 kHz it keeps a 1 px
+  nudge within 1 ms from counting as 1000 px/s, so recorded and imported sessions measure
+  the same thing, and motion starts and ends where it did (within 2 px of it).
 - ``mouse_pauses`` / ``mouse_pause_s``: still periods of at least :data:`PAUSE_S`
-  (0.5 s) and their summed time. An interval between consecutive samples is still when
-  the cursor moved at most :data:`STILL_PX` (2 px) in it and no faster than 20 px/s -- so
-  a sampling gap without movement is still; a period is a run of still intervals.
+  (0.5 s) and their summed time. An interval is still when consecutive samples are within
+  :data:`STILL_PX` (2 px) and it is not moving by the rule above -- so a sampling gap
+  without movement is still, and a hand resting with +-1 px of jitter is; a period is a
+  run of still intervals.
 - ``mouse_x_flips`` / ``mouse_y_flips``: mousetrap's flips, the reversals of direction
   along x / y (moves of zero ignored), with a dead band of :data:`FLIP_PX` (2 px): a
   reversal counts once the cursor has come back *more than* 2 px from the furthest point
@@ -91,17 +99,27 @@ import numpy as np
 
 from .registry import feature
 
-__all__ = ["trajectory_measures", "hover_measures", "PAUSE_S", "STILL_PX", "FLIP_PX", "MOVING_PX_S",
-           "MIN_INTERVAL_S", "MAX_HOLD_S"]
+__all__ = [
+    "FLIP_PX",
+    "MAX_HOLD_S",
+    "MIN_INTERVAL_S",
+    "MOTION_SPAN_S",
+    "MOVING_PX_S",
+    "PAUSE_S",
+    "STILL_PX",
+    "hover_measures",
+    "trajectory_measures",
+]
 
 PAUSE_S = 0.5  #: shortest still period that counts as a pause (s)
 STILL_PX = 2.0  #: most a still interval may move (px)
 FLIP_PX = 2.0  #: dead band of the flips: a reversal must come back more than this (px)
 MOVING_PX_S = 20.0  #: an interval faster than this is moving (px/s)
 MIN_INTERVAL_S = 0.005  #: shortest interval a speed is measured over (s)
+MOTION_SPAN_S = STILL_PX / MOVING_PX_S  #: span moving / still is judged over: 0.1 s (2 px in it = 20 px/s)
 MAX_HOLD_S = 1.0  #: a hover sample's state lasts at most this long; a longer gap is unknown (s)
 
-_EPS_S = 1e-9  # float slack on MIN_INTERVAL_S, so a 1 kHz clock spans exactly 5 samples
+_EPS_S = 1e-9  # float slack on the spans and durations, so that 5 ticks of a 1 kHz clock make 5 ms
 
 _N = ("mouse",)
 PATH = feature("mouse_path_px", "mouse", "px", "distance the cursor travelled", needs=_N)
@@ -134,19 +152,61 @@ _HOVER = (HOVER, HOVER_SHARE, ENTRIES, LAST_VISIT)
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and stop (exclusive) indices of the runs of True in ``mask``."""
-    d = np.diff(np.concatenate(([0], mask.view(np.int8) if mask.dtype == bool else mask.astype(np.int8), [0])))
+    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def _clamp_scan(lo: np.ndarray, hi: np.ndarray) -> None:
+    """In place, along the last axis: the clamps [lo_i, hi_i] composed from the first to
+    each i (clamp(clamp(q, a1, b1), a2, b2) is the clamp to [clamp(a1, a2, b2),
+    clamp(b1, a2, b2)]), by log2 doubling passes."""
+    m, step = lo.shape[-1], 1
+    while step < m:
+        a_cur, b_cur = lo[..., step:], hi[..., step:]
+        new_lo = np.maximum(lo[..., :-step], a_cur)
+        np.minimum(new_lo, b_cur, out=new_lo)
+        new_hi = np.maximum(hi[..., :-step], a_cur)
+        np.minimum(new_hi, b_cur, out=new_hi)
+        lo[..., step:] = new_lo
+        hi[..., step:] = new_hi
+        step *= 2
+
+
+_BLOCK = 1024
+
+
+def _play(e: np.ndarray, h: float) -> np.ndarray:
+    """The play (backlash) operator of half-width ``h`` on ``e``: q_0 = e_0, q_i =
+    clamp(q_{i-1}, e_i - h, e_i + h). Long inputs are scanned in blocks, then across the
+    blocks' composed clamps, so the passes number log2(1024) + log2(blocks)."""
+    m = len(e)
+    lo, hi = e - h, e + h
+    if m <= _BLOCK:
+        _clamp_scan(lo, hi)
+        return np.minimum(np.maximum(e[0], lo), hi)
+    nb = -(-m // _BLOCK)
+    pad = nb * _BLOCK - m  # identity clamps at the end
+    lo = np.concatenate((lo, np.full(pad, -np.inf))).reshape(nb, _BLOCK)
+    hi = np.concatenate((hi, np.full(pad, np.inf))).reshape(nb, _BLOCK)
+    _clamp_scan(lo, hi)
+    blo, bhi = lo[:, -1].copy(), hi[:, -1].copy()  # each block's composed clamp
+    _clamp_scan(blo, bhi)  # ... and up to the end of each block
+    q_in = np.empty(nb)
+    q_in[0] = e[0]
+    q_in[1:] = np.minimum(np.maximum(e[0], blo[:-1]), bhi[:-1])  # the state entering each block
+    q = np.maximum(q_in[:, None], lo)
+    np.minimum(q, hi, out=q)
+    return q.ravel()[:m]
 
 
 def _flips(v: np.ndarray, band: float) -> int:
     """Reversals of direction of ``v`` (zero moves ignored) once it came back more than
     ``band`` from its furthest point in the previous direction.
 
-    The play operator q_i = clip(q_{i-1}, v_i - band/2, v_i + band/2) (q_0 = v_0) follows
-    ``v`` with that dead band; its reversals are the flips. Each step is a clamp, clamps
-    compose into clamps, so an inclusive prefix scan (log2 n vectorised passes) gives
-    every q_i. It runs on the turning points of ``v`` only (a monotone stretch acts on the
-    play operator through its end alone), which for a smooth trajectory are few."""
+    These are the reversals of the play operator of half-width band/2 on ``v``, which
+    follows ``v`` with that dead band. It runs on the turning points of ``v`` only (a
+    monotone stretch acts on the play operator through its end alone), which for a
+    smooth trajectory are few."""
     d = np.diff(v)
     k = np.flatnonzero(d)
     if len(k) < 2:
@@ -154,27 +214,57 @@ def _flips(v: np.ndarray, band: float) -> int:
     up = d[k] > 0
     turn = np.flatnonzero(up[1:] != up[:-1])
     if not len(turn) or band <= 0:
-        return int(len(turn))
+        return len(turn)
     e = np.concatenate((v[:1], v[k[turn + 1]], v[-1:]))  # start, turning points, end
-    h = band / 2.0
-    lo, hi = e - h, e + h  # the clamp of each step; after the scan: the composed clamp up to it
-    m, step = len(e), 1
-    while step < m:
-        a_cur, b_cur = lo[step:], hi[step:]
-        new_lo = np.minimum(np.maximum(lo[:-step], a_cur), b_cur)  # (later clamp) of (earlier bounds)
-        new_hi = np.minimum(np.maximum(hi[:-step], a_cur), b_cur)
-        lo[step:], hi[step:] = new_lo, new_hi
-        step *= 2
-    q = np.minimum(np.maximum(e[0], lo), hi)
-    dq = np.diff(q)
+    dq = np.diff(_play(e, band / 2.0))
     dq = dq[dq != 0]
     return int(np.count_nonzero((dq[1:] > 0) != (dq[:-1] > 0)))
 
 
-def _pauses(dt: np.ndarray, step: np.ndarray) -> tuple[int, float]:
-    """Runs of still intervals (moved <= STILL_PX, no faster than MOVING_PX_S) lasting
-    PAUSE_S or more: their number and summed time."""
-    still = (step <= STILL_PX) & (step <= MOVING_PX_S * dt)
+def _later(t: np.ndarray, span: float) -> np.ndarray:
+    """For each sample i, the index of the first sample at least ``span`` later (``n``
+    when there is none): i + 1 or more, never decreasing."""
+    return np.searchsorted(t, t + (span - _EPS_S), side="left")
+
+
+def _faster(t, x, y, a, b, speed: float) -> np.ndarray:
+    """Whether the straight-line speed from samples ``a`` to samples ``b`` (index arrays or
+    slices of equal length) exceeds ``speed``; compared without dividing, so a move in no
+    time is faster and no move in no time is not."""
+    ddx = x[b] - x[a]
+    ddy = y[b] - y[a]
+    ddt = t[b] - t[a]
+    ddx *= ddx
+    ddy *= ddy
+    ddx += ddy
+    ddt *= ddt
+    ddt *= speed * speed
+    return ddx > ddt
+
+
+def _motion(t, x, y, step) -> tuple[np.ndarray, np.ndarray]:
+    """(still, moving) masks of the sample-to-sample intervals.
+
+    An interval's speed is measured over a span of at least MOTION_SPAN_S: the smaller of
+    the speeds from its start to the first sample MOTION_SPAN_S later (the last sample if
+    none) and from the last sample MOTION_SPAN_S before its end (the first if none) to its
+    end, so a motion's onset and end are placed where they happened, not a span early or
+    late. Moving: faster than MOVING_PX_S (both spans are). Still: not moving, and no more
+    than STILL_PX from one sample to the next."""
+    n = len(t)
+    later = _later(t, MOTION_SPAN_S)
+    # the last sample a span before sample m is the last i whose `later` is <= m: as
+    # `later` never decreases, that is (how many `later` values are <= m) - 1
+    back = np.cumsum(np.bincount(later, minlength=n + 1))[1:n] - 1
+    np.maximum(back, 0, out=back)
+    fwd = np.minimum(later[:-1], n - 1)
+    moving = _faster(t, x, y, slice(None, -1), fwd, MOVING_PX_S)  # from each interval's start a span on
+    moving &= _faster(t, x, y, back, slice(1, None), MOVING_PX_S)  # to its end from a span before
+    return (step <= STILL_PX) & ~moving, moving
+
+
+def _pauses(dt: np.ndarray, still: np.ndarray) -> tuple[int, float]:
+    """Runs of still intervals lasting PAUSE_S or more: their number and summed time."""
     if not still.any():
         return 0, 0.0
     starts, stops = _runs(still)
@@ -184,24 +274,37 @@ def _pauses(dt: np.ndarray, step: np.ndarray) -> tuple[int, float]:
     return int(long.sum()), float(lengths[long].sum())
 
 
-def _speeds(t: np.ndarray, cum: np.ndarray) -> tuple[float, float]:
-    """Highest speed and highest change of speed per second, speeds over intervals from
-    each sample to the first one at least MIN_INTERVAL_S later (``cum``: path so far)."""
+def _speeds(t: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Highest speed and highest change of speed per second, each speed the straight-line
+    distance from a sample to the first one at least MIN_INTERVAL_S later over that time."""
     n = len(t)
-    j = np.searchsorted(t, t + (MIN_INTERVAL_S - _EPS_S), side="left")
-    i = np.flatnonzero(j < n)
-    if not len(i):
+    j = _later(t, MIN_INTERVAL_S)
+    m = int(np.searchsorted(j, n))  # `j` never decreases: samples 0 .. m-1 have an interval
+    if not m:
         return math.nan, math.nan
-    jj = j[i]
-    v = np.full(n, np.nan)
-    mid = np.full(n, np.nan)
-    v[i] = (cum[jj] - cum[i]) / (t[jj] - t[i])
-    mid[i] = (t[jj] + t[i]) / 2
-    vmax = float(np.nanmax(v[i]))
-    # the next interval starts where interval i ends (index jj); midpoints >= 5 ms apart
-    acc = np.abs(v[jj] - v[i]) / (mid[jj] - mid[i])
-    acc = acc[np.isfinite(acc)]
-    return vmax, float(acc.max()) if len(acc) else math.nan
+    j = j[:m]
+    tj = np.take(t, j)
+    ddx = np.take(x, j)
+    ddx -= x[:m]
+    ddy = np.take(y, j)
+    ddy -= y[:m]
+    ddx *= ddx
+    ddy *= ddy
+    ddx += ddy
+    v = np.sqrt(ddx, out=ddx)
+    v /= tj - t[:m]
+    vmax = float(v.max())
+    # the next interval starts where interval i ends (at j[i]); it exists for i < m2
+    m2 = int(np.searchsorted(j, m))
+    if not m2:
+        return vmax, math.nan
+    jn = j[:m2]
+    dv = np.take(v, jn)
+    dv -= v[:m2]
+    np.abs(dv, out=dv)
+    # midpoints (t_i + t_j) / 2 and (t_j + t_jj) / 2 lie (t_jj - t_i) / 2 >= 5 ms apart
+    dv /= np.take(tj, jn) - t[:m2]
+    return vmax, 2.0 * float(dv.max())
 
 
 def trajectory_measures(t, x, y) -> dict[str, float]:
@@ -230,15 +333,14 @@ def trajectory_measures(t, x, y) -> dict[str, float]:
         t, x, y = t[order], x[order], y[order]
         dt = np.diff(t)
     dx, dy = np.diff(x), np.diff(y)
-    step = np.hypot(dx, dy)
-    cum = np.concatenate(([0.0], np.cumsum(step)))
-    path = float(cum[-1])
+    step = np.sqrt(dx * dx + dy * dy)
+    path = float(step.sum())
     span = float(t[-1] - t[0])
     out: dict[str, float] = {PATH: path, SPEED: path / span if span > 0 else math.nan}
-    out[SPEED_MAX], out[ACCEL_MAX] = _speeds(t, cum)
-    fast = step > MOVING_PX_S * dt  # speed > MOVING_PX_S without dividing (dt may be 0)
-    out[MOVING] = float(dt[fast].sum() / span) if span > 0 else math.nan
-    pauses, pause_s = _pauses(dt, step)
+    out[SPEED_MAX], out[ACCEL_MAX] = _speeds(t, x, y)
+    still, moving = _motion(t, x, y, step)
+    out[MOVING] = float(dt[moving].sum() / span) if span > 0 else math.nan
+    pauses, pause_s = _pauses(dt, still)
     out[PAUSES], out[PAUSE_TIME] = float(pauses), pause_s
     out[XFLIPS], out[YFLIPS] = float(_flips(x, FLIP_PX)), float(_flips(y, FLIP_PX))
     # deviations from the straight line, in coordinates relative to the start
