@@ -73,3 +73,27 @@ def probe_write(folder: str | os.PathLike) -> None:
     fd, probe = tempfile.mkstemp(prefix=".ifllm-write-check-", dir=os.fspath(folder))
     os.close(fd)
     os.remove(probe)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, sync: bool = False) -> None:
+    """Write ``text`` (UTF-8) to a temporary file beside ``path`` and rename it over
+    ``path``: a reader sees the old file or the new one, never half of one. ``sync``
+    flushes it to the disk first. OSError when it cannot be written (nothing is left
+    behind)."""
+    import threading
+
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 
+from ..paths import write_text_atomic
 from ..workers import background_pool
 from .extract import SessionFeatures, session_features
 from .registry import FEATURES
@@ -65,14 +66,10 @@ def _save(cache_dir: str | None, path: str, res: SessionFeatures, st: os.stat_re
         return
     try:
         os.makedirs(cache_dir, exist_ok=True)
-        target = _cache_file(cache_dir, path)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                       "registry": registry_fingerprint(), "responses": _nan_to_none(res.responses),
-                       "comparisons": _nan_to_none(res.comparisons), "undefined": res.undefined,
-                       "notes": res.notes}, fh)
-        os.replace(tmp, target)
+        write_text_atomic(_cache_file(cache_dir, path), json.dumps({
+            "path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "registry": registry_fingerprint(), "responses": _nan_to_none(res.responses),
+            "comparisons": _nan_to_none(res.comparisons), "undefined": res.undefined, "notes": res.notes}))
     except OSError:
         pass
 

@@ -108,7 +108,7 @@ def session_features(path: str | os.PathLike, *, fixation_method: str = "idt") -
     from ..analysis.aoi import LayoutTimeline
     from ..analysis.metrics import response_metrics, turn_onsets
     from ..analysis.sources import is_foreign
-    from ..session.catalog import catalog_row
+    from ..session.catalog import last_validation_deg
 
     path = os.fspath(path)
     res = SessionFeatures(path)
@@ -122,7 +122,6 @@ def session_features(path: str | os.PathLike, *, fixation_method: str = "idt") -
             return res
         turns = r["turns"].read()
         onsets = turn_onsets(r)
-        row = catalog_row(path)
         foreign = is_foreign(r)  # imported from elsewhere (no clicks, scrolls or per-event cursor)
         # -- what the session has
         gaze = E.load_gaze(r) if "gaze" in r and len(r["gaze"]) else None
@@ -146,7 +145,7 @@ def session_features(path: str | os.PathLike, *, fixation_method: str = "idt") -
                 res.notes.append(missing["fixations"])
         else:
             missing["fixations"] = "needs gaze and a layout"
-        deg = row.validation_deg
+        deg = last_validation_deg(r)
         if not math.isfinite(deg):
             missing["validation"] = "no gaze validation in degrees"
         if not math.isfinite(deg) or deg > WORD_LEVEL_MAX_DEG:

@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 
+from ..paths import write_text_atomic
+
 __all__ = [
     "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "STATES", "FINAL_STATES",
     "STATUS_FILE", "LOG_FILE", "CANCEL_FILE", "MIN_WRITE_INTERVAL_S",
@@ -142,16 +144,6 @@ def process_alive(pid: int, start_token: str | None = None) -> bool:
 
 
 # -- writing -------------------------------------------------------------------------------
-def _write_atomic(path: str, text: str, *, sync: bool = False) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        if sync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def append_log(folder: str, line: str) -> None:
     """Append one entry (may span lines) to ``folder/log.txt`` with a UTC timestamp."""
     stamp = utc_now().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
@@ -202,7 +194,7 @@ class StatusFile:
     def _write_locked(self) -> None:
         self.status = replace(self.status, updated=utc_now())
         final = self.status.finished
-        _write_atomic(self.path, json.dumps(self.status.to_json(), indent=1), sync=final)
+        write_text_atomic(self.path, json.dumps(self.status.to_json(), indent=1), sync=final)
         self._last_write = time.monotonic()
         self.writes += 1
         if self._timer is not None:
@@ -260,7 +252,7 @@ def request_cancel(folder) -> None:
     """Ask the job kept in ``folder`` (in any process) to stop; it stops at its next check."""
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
-    _write_atomic(os.path.join(folder, CANCEL_FILE), utc_now().isoformat())
+    write_text_atomic(os.path.join(folder, CANCEL_FILE), utc_now().isoformat())
 
 
 def cancel_requested(folder) -> bool:

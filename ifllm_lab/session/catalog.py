@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ..paths import write_text_atomic
 from ..workers import background_pool
 from .reader import SessionFileError, SessionReader
 from .schema import CalibrationPhase
@@ -108,15 +109,21 @@ def _row_of(r: SessionReader, path: str, size: int, mtime: int) -> CatalogRow:
         row.turns = len(turns)
         likert = turns.column("likert_1")
         row.turns_rated = int(np.sum(likert >= 0))
-    if "calibration/points" in r and len(r["calibration/points"]):
-        pts = r["calibration/points"].read(columns=["phase", "run", "accuracy_deg"])
-        val = pts[pts["phase"] == int(CalibrationPhase.VALIDATION)]
-        if len(val):
-            last = val[val["run"] == val["run"].max()]
-            acc = last["accuracy_deg"][np.isfinite(last["accuracy_deg"])]
-            if len(acc):
-                row.validation_deg = float(np.mean(acc))
+    row.validation_deg = last_validation_deg(r)
     return row
+
+
+def last_validation_deg(r: SessionReader) -> float:
+    """Mean accuracy (degrees) of the session's last gaze validation; NaN when it has none."""
+    if "calibration/points" not in r or not len(r["calibration/points"]):
+        return float("nan")
+    pts = r["calibration/points"].read(columns=["phase", "run", "accuracy_deg"])
+    val = pts[pts["phase"] == int(CalibrationPhase.VALIDATION)]
+    if not len(val):
+        return float("nan")
+    last = val[val["run"] == val["run"].max()]
+    acc = last["accuracy_deg"][np.isfinite(last["accuracy_deg"])]
+    return float(np.mean(acc)) if len(acc) else float("nan")
 
 
 def session_files(folder: str | os.PathLike) -> list[str]:
@@ -162,11 +169,8 @@ class SessionCatalog:
         """Write the cache atomically; a cache that cannot be written only costs time."""
         try:
             os.makedirs(os.path.dirname(self.cache_path), exist_ok=True)
-            tmp = f"{self.cache_path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"version": CACHE_VERSION, "folder": self.folder,
-                           "rows": [r.to_json() for r in self.rows.values()]}, fh)
-            os.replace(tmp, self.cache_path)
+            write_text_atomic(self.cache_path, json.dumps({"version": CACHE_VERSION, "folder": self.folder,
+                                                           "rows": [r.to_json() for r in self.rows.values()]}))
         except OSError:
             pass
 
