@@ -61,7 +61,7 @@ from . import sources
 __all__ = [
     "BLINK_MAX_S", "DEFAULT_GEOMETRY", "MIN_GAP_S", "Events", "GazeSamples", "detect",
     "gaps_and_blinks", "idt", "ivt", "load_gaze", "read_events", "resample", "sample_interval",
-    "session_geometry", "visual_angles",
+    "session_geometry", "true_runs", "visual_angles",
 ]
 
 #: Geometry assumed when a session file has no physical screen size (imported IFLLM
@@ -399,7 +399,7 @@ def read_events(reader) -> Events:
 # ----------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def true_runs(mask) -> tuple[np.ndarray, np.ndarray]:
     """Start and (exclusive) stop indices of the runs of True in ``mask``."""
     m = np.concatenate(([False], np.asarray(mask, bool), [False]))
     d = np.diff(m.astype(np.int8))
@@ -429,7 +429,7 @@ def _smooth(x: np.ndarray, valid: np.ndarray, window: int, order: int = 2) -> np
     fit = _savgol_coeffs(window, order)
     centre = fit[window // 2]
     h = window // 2
-    starts, stops = _runs(valid)
+    starts, stops = true_runs(valid)
     for a, b in zip(starts.tolist(), stops.tolist()):
         if b - a < window:
             continue
@@ -734,7 +734,7 @@ def ivt(s: GazeSamples, geometry: ScreenGeometry, velocity_deg_s: float = 30.0, 
     ok = np.isfinite(v)
     fix = ok & (v < velocity_deg_s)
     sac = ok & ~fix
-    starts, stops = _runs(fix)
+    starts, stops = true_runs(fix)
     if len(starts) and merge_gap_s:
         starts, stops = _merge(g, starts, stops, dt, float(merge_gap_s), float(merge_deg), geometry)
     if len(starts):
@@ -747,7 +747,7 @@ def ivt(s: GazeSamples, geometry: ScreenGeometry, velocity_deg_s: float = 30.0, 
     np.add.at(inside, starts, 1)
     np.add.at(inside, stops, -1)
     sac &= np.cumsum(inside)[:n] == 0
-    a, b = _runs(sac)
+    a, b = true_runs(sac)
     if len(a):
         before = np.maximum(a - 1, 0)
         use_b = (a > 0) & g.valid[before]

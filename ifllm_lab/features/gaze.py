@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from ..analysis.events import true_runs
 from .registry import feature
 
 __all__ = ["HOLD_S", "LAST_S", "GazeTurn", "response_gaze", "comparison_gaze"]
@@ -92,14 +93,6 @@ class GazeTurn:
         return self.response >= 0
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) index runs where ``mask`` is true."""
-    if not len(mask):
-        return []
-    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
-
-
 def response_gaze(g: GazeTurn, response: int, *, n_chars: int, n_lines: int, metrics: dict | None,
                   onset: float) -> dict[str, float]:
     """Gaze features of one answer (see the registry for their meanings). ``metrics`` is the
@@ -151,8 +144,8 @@ def comparison_gaze(g: GazeTurn, first: int = 1, second: int = 2) -> dict[str, f
         return {SWITCHES: switches, LAST_LOOK: math.nan, LAST_LOOK_S: math.nan, FIRST_SIDE: math.nan}
     side = {first: 1.0, second: -1.0}
     last = int(seq[-1])
-    runs = _runs(g.response == last)
-    a, b = runs[-1]
+    starts, stops = true_runs(g.response == last)
+    a, b = int(starts[-1]), int(stops[-1])
     return {
         SWITCHES: switches,
         LAST_LOOK: side[last],

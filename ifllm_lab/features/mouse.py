@@ -97,6 +97,7 @@ import math
 
 import numpy as np
 
+from ..analysis.events import true_runs
 from .registry import feature
 
 __all__ = [
@@ -148,12 +149,6 @@ LAST_VISIT = feature("mouse_last_hover_s", "mouse", "s", "length of the cursor's
 
 _TRAJECTORY = (PATH, SPEED, SPEED_MAX, ACCEL_MAX, MOVING, PAUSES, PAUSE_TIME, XFLIPS, YFLIPS, MAD, AD, AUC)
 _HOVER = (HOVER, HOVER_SHARE, ENTRIES, LAST_VISIT)
-
-
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and stop (exclusive) indices of the runs of True in ``mask``."""
-    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
 
 
 def _clamp_scan(lo: np.ndarray, hi: np.ndarray) -> None:
@@ -267,7 +262,7 @@ def _pauses(dt: np.ndarray, still: np.ndarray) -> tuple[int, float]:
     """Runs of still intervals lasting PAUSE_S or more: their number and summed time."""
     if not still.any():
         return 0, 0.0
-    starts, stops = _runs(still)
+    starts, stops = true_runs(still)
     c = np.concatenate(([0.0], np.cumsum(dt)))
     lengths = c[stops] - c[starts]
     long = lengths >= PAUSE_S - _EPS_S
@@ -399,6 +394,6 @@ def hover_measures(t, inside, t0: float, t1: float) -> dict[str, float]:
     if not len(ts) or total <= 0:
         return nan
     hover = float(dur[ins].sum())
-    starts, stops = _runs(ins)
+    starts, stops = true_runs(ins)
     last = float(dur[starts[-1]:stops[-1]].sum()) if len(starts) else math.nan
     return {HOVER: hover, HOVER_SHARE: hover / total, ENTRIES: float(len(starts)), LAST_VISIT: last}
