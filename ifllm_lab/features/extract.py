@@ -12,7 +12,9 @@ Rows carry their ids and labels beside the features: ``session``, ``participant`
 ``model_2``, ``preference`` (1 answer 1, 2 answer 2, 0 tie, -1 none).
 
 Comparison features are answer 1 minus answer 2 (``d_`` + the answer feature's name) for
-the gaze, mouse and text features, the comparison-only gaze and mouse features, and the
+the gaze, mouse and text features, and for those never negative also the log ratio of
+answer 1 to answer 2 (``r_`` + name; scale-free, so a slow and a fast reader's "twice as
+long on answer 1" read alike), the comparison-only gaze and mouse features, and the
 turn's context and quality (``c_`` + name).
 """
 from __future__ import annotations
@@ -57,11 +59,17 @@ PRECISION = feature("q_calibration_precision", "quality", "share",
                     "the tracker's own calibration score (imported WebGazer sessions: the site's precision)")
 CLICKS = feature("mouse_clicks", "mouse", "count", "button presses during the turn", needs=("clicks",))
 SCROLLS = feature("mouse_scrolls", "mouse", "count", "scroll steps during the turn", needs=("scroll",))
+SIDE_1 = feature("ctx_answer1_side", "context", "side", "+1 when answer 1 was shown on the left, -1 on the right",
+                 needs=("pairwise",), level="comparison")
 HOVER_LAST = feature("mouse_last_hover", "mouse", "side", "answer the cursor was over last: +1 answer 1, "
                      "-1 answer 2", needs=("mouse", "layout", "pairwise"), level="comparison")
 
 _CONTEXT = (QUESTION, TURN_INDEX, DECISION, VALID, RATE, COVERED, VALIDATION, PRECISION)
 _DIFF_GROUPS = ("gaze", "mouse", "text")
+# units of values that are never negative, with the offset their log ratio adds to both
+# answers (so that 0 against 0 is 0 and 0 against a little stays finite)
+RATIO_OFFSET = {"s": 0.1, "count": 1.0, "chars": 1.0, "words": 1.0, "share": 0.01, "chars/s": 1.0, "px/s": 1.0,
+                "px/s^2": 1.0}
 
 
 def _register_comparisons() -> None:
@@ -69,6 +77,9 @@ def _register_comparisons() -> None:
         if f.group in _DIFF_GROUPS:
             feature(f"d_{f.name}", f.group, f.unit, f"answer 1 minus answer 2: {f.meaning}",
                     needs=f.needs + ("pairwise",), level="comparison")
+            if f.unit in RATIO_OFFSET:
+                feature(f"r_{f.name}", f.group, "log ratio", f"log((answer 1 + {RATIO_OFFSET[f.unit]:g}) / (answer 2 "
+                        f"+ {RATIO_OFFSET[f.unit]:g})): {f.meaning}", needs=f.needs + ("pairwise",), level="comparison")
         elif f.name in _CONTEXT:
             feature(f"c_{f.name}", f.group, f.unit, f.meaning, needs=f.needs + ("pairwise",), level="comparison")
 
@@ -255,8 +266,13 @@ def _comparison(a: dict, b: dict, g, m_resp, missing: dict[str, str]) -> dict[st
     for f in features_of(level="response"):
         if f.group in _DIFF_GROUPS:
             out[f"d_{f.name}"] = a[f.name] - b[f.name]
+            if f.unit in RATIO_OFFSET:
+                off = RATIO_OFFSET[f.unit]
+                out[f"r_{f.name}"] = math.log((a[f.name] + off) / (b[f.name] + off)) \
+                    if a[f.name] >= 0 and b[f.name] >= 0 else math.nan  # NaN stays NaN
         elif f.name in _CONTEXT:
             out[f"c_{f.name}"] = a[f.name]
+    out[SIDE_1] = 1.0 if a[SHOWN_LEFT] else -1.0
     if g is not None:
         out.update(G.comparison_gaze(g))
     if m_resp is not None:

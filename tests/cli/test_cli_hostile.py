@@ -21,6 +21,7 @@ import pytest
 from ifllm_lab.cli import build_parser, main
 from ifllm_lab.session import SessionMeta, SessionWriter
 from ifllm_lab.session.store import SessionStore
+from ifllm_lab.synthetic.session import make_study_session
 
 from tests.support.child_process import child_env
 from tests.support.small_disk import small_disk
@@ -63,7 +64,11 @@ def places(tmp_path_factory) -> dict[str, Path]:
         f["data"] = np.arange(10)
     data = good.read_bytes()
     (d / "truncated.h5").write_bytes(data[: len(data) // 2])
-    return {"dir": d, "good": good, "interrupted": _interrupted(d),
+    study = d / "study"  # pairwise sessions of three participants, to train a reward model on
+    study.mkdir()
+    for i in range(3):
+        make_study_session(str(study / f"p{i}.h5"), f"P{i}", turns=4, signal=0.8, seed=i)
+    return {"dir": d, "good": good, "interrupted": _interrupted(d), "study": study,
             **{name: d / f"{name}.h5" for name in INPUTS}}
 
 
@@ -85,6 +90,9 @@ INPUT_COMMANDS = {
     "bench-workbench": lambda i, o: ["bench", "workbench", i, "--files", "3"],
     "lab": lambda i, o: ["lab", i, "--screenshot", o + ".png"],
     "features": lambda i, o: ["features", i, "--out", o + ".csv", "--quiet"],
+    "reward-train": lambda i, o: ["reward", "train", "--data", i, "--out", o, "--quiet"],
+    "reward-predict": lambda i, o: ["reward", "predict", i, i, "--quiet"],
+    "reward-models": lambda i, o: ["reward", "models", i],
 }
 # what is not bad input for a command: (command, input) -> exit status
 NOT_HOSTILE = {
@@ -216,9 +224,11 @@ OUTPUT_COMMANDS = {
                                     "--folder", o],
     "bench-workbench": lambda p, o: ["bench", "workbench", p["good"], "--files", "2", "--folder", o],
     "features": lambda p, o: ["features", p["good"], "--out", o + ".csv", "--quiet"],
+    "reward-train": lambda p, o: ["reward", "train", "--data", p["study"], "--out", o, "--quiet", "--folds", "2",
+                                  "--sets", "text,fused", "--no-paper", "--no-importance"],
 }
 FOLDER_OUTPUTS = {"export-csv", "export-bids", "bench-record", "import-ifllm", "bench-analysis",
-                  "bench-workbench"}  # they take a folder
+                  "bench-workbench", "reward-train"}  # they take a folder
 
 
 def _output(place: str, base: Path) -> tuple[str, int]:

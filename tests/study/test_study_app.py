@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from tests.support.study_app import (
 
 # ======================================================================================
 
-def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video):
+def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video, capsys):
     shots = shots_folder(tmp_path)
     cfg = study(tmp_path, face_video, mode="pairwise", questions=2)
     cfg["llm"][0]["max_tokens"] = 60
@@ -133,6 +134,31 @@ def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video):
             assert n in names, n
         q = [d for _, n, d in phases(r) if n == "questionnaire"]
         assert [d["answer"] for d in q] == [3, 4]
+
+    # -- what the data is for: features and a reward model, from the app's own file
+    from ifllm_lab.cli import main
+    from ifllm_lab.features.extract import session_features
+    from ifllm_lab.synthetic.session import make_study_session
+
+    feats = session_features(path)
+    comp = {c["turn"]: c for c in feats.comparisons}
+    assert comp[0]["preference"] == turn1.response_on("left") and comp[1]["preference"] == 0
+    assert np.isfinite(comp[0]["r_gaze_dwell_s"]) or np.isfinite(comp[0]["d_gaze_dwell_s"])
+    assert np.isfinite(comp[0]["ctx_answer1_side"])
+    mix = tmp_path / "mix"
+    mix.mkdir()
+    shutil.copyfile(path, mix / Path(path).name)
+    for i in range(3):
+        make_study_session(str(mix / f"s{i}.h5"), f"S{i}", turns=4, signal=0.8, seed=i)
+    out = tmp_path / "model"
+    capsys.readouterr()
+    assert main(["reward", "train", "--data", str(mix), "--out", str(out), "--folds", "2", "--no-paper",
+                 "--all-participants", "--json", "--quiet"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["participants"] == 4 and trained["n_train"] == 13  # 3 x 4 synthetic + the app's rated turn
+    assert main(["reward", "predict", str(out), path, "--json", "--quiet"]) == 0
+    pred = json.loads(capsys.readouterr().out)
+    assert [t["turn"] for t in pred["turns"]] == [0, 1] and 0 <= pred["turns"][0]["p"] <= 1
 
 
 def test_pointwise_session_end_to_end(qtbot, tmp_path, face_video):

@@ -188,16 +188,16 @@ def test_replays_open_in_tabs(make_wb, qtbot, mixed_folder, tmp_path):
     good = str(mixed_folder / "pilot" / "P-GOOD.h5")
     assert wb.sessions.select_path(good)
     wb.sessions.actions["replay"].trigger()
-    assert wb.tabs.count() == 3 and wb.tabs.currentWidget().property("session_path") == good
+    assert wb.tabs.count() == 4 and wb.tabs.currentWidget().property("session_path") == good
     view = wb.tabs.currentWidget()
     wb.sessions.open_replay.emit(good)  # the same session again: its tab, not a second one
-    assert wb.tabs.count() == 3 and wb.tabs.currentWidget() is view
+    assert wb.tabs.count() == 4 and wb.tabs.currentWidget() is view
     qtbot.wait(300)
     _shoot(wb, "replay", tmp_path)
-    wb.close_tab(2)
-    assert wb.tabs.count() == 2
-    wb.close_tab(0)  # the sessions and studies tabs stay
-    assert wb.tabs.count() == 2
+    wb.close_tab(3)
+    assert wb.tabs.count() == 3
+    wb.close_tab(0)  # the fixed tabs (sessions, studies, reward models) stay
+    assert wb.tabs.count() == 3
 
 
 def test_studies_show_problems_and_run_study_starts_the_app(make_wb, qtbot, tmp_path, face_video):  # noqa: F811

@@ -177,6 +177,8 @@ class ReplayWindow(QMainWindow):
         self.banner.setText("  \u2022 ".join(["This session has problems:"] + data.problems))
         self._metrics: dict[int, list[dict]] = {}
         self._metrics_lock = threading.Lock()
+        self._predictions: dict[int, list] = {}  # turn -> a reward model's predictions (set_predictions)
+        self._prediction_model = ""
         #: the work over the whole session (layout, cursor speed, fixations, AOI metrics)
         self.background: JobRunner | None = None
         self.seek(data.t_start)
@@ -398,7 +400,45 @@ class ReplayWindow(QMainWindow):
                          f"Likert {lk if lk > 0 else '&ndash;'}<br>{esc(text)}</p>")
         if turn.mode == "pairwise":
             parts.append(f"<p><b>Preference:</b> {esc(turn.preference_text())}</p>")
+        if self._prediction_model:
+            parts.append(self._prediction_html(turn))
         self.turn_panel.setHtml("".join(parts))
+
+    # -- a reward model's predictions --------------------------------------------------------------
+    def set_predictions(self, model_name: str, predictions: list) -> None:
+        """Show a reward model's predictions for this session in the turn panel, each on its
+        turn: ``predictions`` are :class:`~ifllm_lab.reward.predict.TurnPrediction` (turn,
+        response, p, predicted, actual, moved_by). An empty ``model_name`` clears them."""
+        self._prediction_model = str(model_name)
+        self._predictions = {}
+        for p in predictions if model_name else ():
+            self._predictions.setdefault(int(p.turn), []).append(p)
+        self._fill_turn(self._shown_turn)
+
+    def _prediction_html(self, turn) -> str:
+        head = f"<b>Reward model {_esc(self._prediction_model)}</b>"
+        preds = self._predictions.get(turn.turn)
+        if not preds:
+            return _boxed(f"{head}: no prediction for this turn (no rated answers in it).")
+        lines = []
+        for p in sorted(preds, key=lambda p: p.response):
+            if not math.isfinite(p.p):
+                what = "no prediction (its features are missing)"
+            elif turn.mode == "pairwise" and p.response == 0:
+                chose = {1: "chose answer 1", 2: "chose answer 2", 0: "called it a tie"}.get(p.actual, "no choice made")
+                hit = "" if p.actual not in (1, 2) else (
+                    f" <span style='color:{(style.GOOD if p.actual == p.predicted else style.BAD).name()}'>"
+                    f"{'&#10003;' if p.actual == p.predicted else '&#10007;'}</span>")
+                what = f"P(answer 1 preferred) = {p.p:.2f} &rarr; predicts answer {p.predicted}; {chose}{hit}"
+            else:
+                name = "the answer" if p.response == 0 else f"answer {p.response}"
+                rated = f"rated {p.actual}" if p.actual > 0 else "not rated"
+                what = (f"{name}: P(rated good) = {p.p:.2f} &rarr; predicts {'good' if p.predicted else 'not good'}; "
+                        f"{rated}")
+            moved = ", ".join(f"{_esc(n)} {d:+.2f}" if abs(d) >= 0.005 else f"{_esc(n)} {d:+.1e}"
+                              for n, d in p.moved_by)
+            lines.append(what + (f"<br><small>moved by: {moved}</small>" if moved else ""))
+        return _boxed(f"{head}: " + ("<br>" if len(lines) > 1 else "") + "<br>".join(lines))
 
     def _fill_metrics(self, turn) -> None:
         table = self.metrics_table
@@ -447,6 +487,11 @@ _STYLE = (
     " QPushButton, QComboBox { background: #444; border: 1px solid #666; border-radius: 4px; padding: 3px 10px; }"
     " QSplitter::handle { background: #3a3a3a; }"
 )
+
+
+def _boxed(html: str) -> str:
+    """A block set off from the turn's text (a reward model's prediction)."""
+    return f"<table width='100%' cellpadding='6' bgcolor='#283744'><tr><td>{html}</td></tr></table>"
 
 
 def _esc(s: str) -> str:

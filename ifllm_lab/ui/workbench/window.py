@@ -9,16 +9,19 @@ import os
 from PySide6.QtCore import QByteArray, QFileSystemWatcher, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QTabWidget, QWidget,
+    QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QTabWidget,
+    QWidget,
 )
 
 from ... import __version__
 from ...jobs import Job
 from ..jobs import JobRunner
+from .reward import RewardPanel
 from .sessions import SessionsPanel
 from .studies import StudiesPanel
 
 RECENT_KEPT = 8
+FIXED_TABS = 3  # Sessions, Studies, Reward models: the replays' tabs come after them
 
 
 def default_data_folder() -> str:
@@ -64,9 +67,11 @@ class Workbench(QMainWindow):
         self.tabs.tabCloseRequested.connect(self.close_tab)
         self.sessions = SessionsPanel(self.run_job, cache_dir=cache_dir, parent=self)
         self.studies = StudiesPanel(self)
+        self.reward = RewardPanel(self.run_job, self.sessions, tabs=self.tabs, cache_dir=cache_dir, parent=self)
         self.tabs.addTab(self.sessions, "Sessions")
         self.tabs.addTab(self.studies, "Studies")
-        for i in range(2):  # the two panels stay
+        self.tabs.addTab(self.reward, "Reward models")
+        for i in range(FIXED_TABS):  # the panels stay
             self.tabs.tabBar().setTabButton(i, self.tabs.tabBar().ButtonPosition.RightSide, None)
         self.setCentralWidget(self.tabs)
         self.sessions.open_replay.connect(self.open_replay)
@@ -79,6 +84,8 @@ class Workbench(QMainWindow):
         # -- the status line: one job at a time is shown, its progress and a cancel
         self.job_label = QLabel("", self)
         self.job_label.setObjectName("job_label")
+        # a long message (a folder path) is cut, it does not widen the window
+        self.job_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.job_bar = QProgressBar(self)
         self.job_bar.setObjectName("job_bar")
         self.job_bar.setMaximumWidth(220)
@@ -309,7 +316,7 @@ class Workbench(QMainWindow):
     def open_replay(self, path: str) -> QWidget | None:
         """A replay of ``path`` in its own tab (the tab of an open one is shown again)."""
         path = os.path.abspath(path)
-        for i in range(2, self.tabs.count()):
+        for i in range(FIXED_TABS, self.tabs.count()):
             if self.tabs.widget(i).property("session_path") == path:
                 self.tabs.setCurrentIndex(i)
                 return self.tabs.widget(i)
@@ -331,7 +338,7 @@ class Workbench(QMainWindow):
         return view
 
     def close_tab(self, i: int) -> None:
-        if i < 2:
+        if i < FIXED_TABS:
             return
         w = self.tabs.widget(i)
         self.tabs.removeTab(i)
@@ -366,7 +373,7 @@ class Workbench(QMainWindow):
         self.save_state()
         for runner, _shown in list(self.runners):
             runner.cancel()
-        for i in range(self.tabs.count() - 1, 1, -1):
+        for i in range(self.tabs.count() - 1, FIXED_TABS - 1, -1):
             self.close_tab(i)
         super().closeEvent(event)
 
