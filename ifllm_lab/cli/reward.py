@@ -109,11 +109,14 @@ def _table(out: dict) -> str:
                                 if out["dropped_participants"] else "")
              + (f"; evaluated on {out['n_eval']} rows of {out['eval_participants']} participants"
                 if out["n_eval"] else "")]
+    if out.get("majority_acc") is not None:
+        lines.append(f"  always the commoner label: {100 * out['majority_acc']:.1f} %")
     for kind, sets in out["by_model"].items():
         lines.append(f"  {kind}")
         for s, r in sets.items():
             paper = f"   paper protocol {100 * r['paper_acc']:5.1f} %" if r.get("paper_acc") is not None else ""
-            lines.append(f"    {s:<9} {_fmt(r['acc'], r['ci'])}{paper}")
+            auc = f"   AUC {r['auc']:.3f}" if r.get("auc") is not None else ""
+            lines.append(f"    {s:<9} {_fmt(r['acc'], r['ci'])}{auc}{paper}")
     if out.get("fused_minus_text") is not None:
         lo, hi = out["fused_minus_text_ci"]
         lines.append(f"  fused - text: {100 * out['fused_minus_text']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]")

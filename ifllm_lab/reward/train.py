@@ -102,12 +102,16 @@ class TrainReport:
             r = main.get(s)
             out[f"{s}_acc"] = None if r is None else _r(r["acc"])
             out[f"{s}_acc_ci"] = None if r is None else [_r(x) for x in r["ci"]]
+            out[f"{s}_auc"] = None if r is None else _r(r.get("auc"))
             if r is not None and "paper_acc" in r:
                 out[f"paper_{s}_acc"] = _r(r["paper_acc"])
         if self.fused_minus_text is not None:
             out["fused_minus_text"] = _r(self.fused_minus_text[0])
             out["fused_minus_text_ci"] = [_r(x) for x in self.fused_minus_text[1:]]
-        out["by_model"] = {k: {s: {"acc": _r(r["acc"]), "ci": [_r(x) for x in r["ci"]],
+        n_lab = sum(self.labels.values())
+        # what always answering the commoner label scores: the floor every accuracy is read against
+        out["majority_acc"] = _r(max(self.labels.values()) / n_lab) if n_lab else None
+        out["by_model"] = {k: {s: {"acc": _r(r["acc"]), "ci": [_r(x) for x in r["ci"]], "auc": _r(r.get("auc")),
                                    **({"paper_acc": _r(r["paper_acc"])} if "paper_acc" in r else {})}
                                for s, r in v.items()} for k, v in self.results.items()}
         from ..features.registry import FEATURES
@@ -133,6 +137,14 @@ def _meaning(name: str, features) -> str:
         return "length of the last look, signed by the answer it was on (+ answer 1)"
     f = features.get(name)
     return f.meaning if f is not None else ""
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve (NaN with one label only): unlike accuracy, not fooled by a
+    majority label (pointwise ratings are mostly good)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else math.nan
 
 
 def _r(x) -> float | None:
@@ -201,7 +213,8 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
                     oof, _ = cross_validate(table, s.task, kind, fs, folds=s.folds, seed=s.seed,
                                             embeddings=embeddings, cancel=cancel)
                     r = {"acc": oof.accuracy, "ci": accuracy_ci(oof.correct, oof.groups, n_boot=s.n_boot,
-                                                                  seed=s.seed), "n": len(oof.y)}
+                                                                  seed=s.seed), "n": len(oof.y),
+                         "auc": _auc(oof.y, oof.p_raw)}
                     oofs[(kind, fs)] = oof
                     if s.paper_protocol:
                         _report_progress(progress, step / steps, f"{kind}: {fs} features, paper protocol")
@@ -216,7 +229,7 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
                     correct = ((p >= 0.5) == y).astype(np.float64)
                     g = np.asarray(eval_table["participant"]).astype(str)
                     r = {"acc": float(correct.mean()), "ci": accuracy_ci(correct, g, n_boot=s.n_boot, seed=s.seed),
-                         "n": len(y)}
+                         "n": len(y), "auc": _auc(y, p)}
                     oofs[(kind, fs)] = (p, y, g, correct)
             except ModelError as exc:
                 log(f"{kind} on {fs} features: {exc}")

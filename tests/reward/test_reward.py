@@ -56,6 +56,8 @@ def test_implicit_features_find_a_known_signal_and_text_does_not(strong_data):
     d, dlo, dhi = rep.fused_minus_text
     assert d > 0 and dlo <= d <= dhi
     assert rep.model is not None and rep.model.feature_set == "fused"
+    s = rep.summary()
+    assert s["implicit_auc"] > 0.8 and 0.5 <= s["majority_acc"] < 0.7
     assert rep.confusion[0][0] + rep.confusion[0][1] + rep.confusion[1][0] + rep.confusion[1][1] == 80
 
 

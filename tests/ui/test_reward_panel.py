@@ -145,6 +145,7 @@ def test_train_results_saved_model_and_replay(make_wb, qtbot, study_folder, tmp_
         assert t.item(i, 1).text().startswith(next(iter(KINDS)))
         assert 0.0 <= _percent(t.item(i, 2).text()) <= 1.0
         assert t.item(i, 3).text().startswith("[") and int(t.item(i, 5).text()) == 48
+        assert 0.0 <= float(t.item(i, 6).text()) <= 1.0  # AUC
     assert _percent(t.item(rows["implicit"], 2).text()) > 0.7  # the eyes and the hand give it away
     summary = panel.last_summary
     assert summary["implicit_acc"] > 0.7 and summary["participants"] == 6

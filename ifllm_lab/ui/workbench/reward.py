@@ -100,6 +100,7 @@ def accuracy_rows(summary: dict, results: dict | None = None) -> list[dict]:
             acc = r.get("acc")
             out.append({"kind": kind, "set": s, "acc": acc if _ok(acc) else None, "ci": r.get("ci"),
                         "paper": r.get("paper_acc") if _ok(r.get("paper_acc")) else None,
+                        "auc": r.get("auc") if _ok(r.get("auc")) else None,
                         "n": full.get("n", summary.get("n_eval") or summary.get("n_train")),
                         "error": full.get("error", "" if _ok(acc) else "not trained")})
     return out
@@ -484,7 +485,7 @@ class RewardPanel(QWidget):
         self.subline.setWordWrap(True)
         self.subline.setStyleSheet(f"color: {style.TEXT_DIM.name()};")
 
-        self.acc_table = _table(["Feature set", "Model", "Accuracy", "95 % interval", "Paper protocol", "n"])
+        self.acc_table = _table(["Feature set", "Model", "Accuracy", "95 % interval", "Paper protocol", "n", "AUC"])
         self.acc_table.setObjectName("reward_accuracy")
         self.acc_table.horizontalHeaderItem(3).setToolTip(
             "bootstrap interval that resamples participants (their turns are not independent)")
@@ -492,6 +493,9 @@ class RewardPanel(QWidget):
             "the IFLLM paper's protocol: 5-fold CV over questions, participants mixed (optimistic for new "
             "participants)")
         self.acc_table.horizontalHeaderItem(5).setToolTip("labelled questions (pairwise) or answers (pointwise)")
+        self.acc_table.horizontalHeaderItem(6).setToolTip(
+            "area under the ROC curve of the same predictions: 0.5 is chance whatever the share of each label "
+            "(pointwise ratings are mostly good, so accuracy alone flatters)")
         self.acc_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.acc_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
 
@@ -865,11 +869,13 @@ class RewardPanel(QWidget):
                 t.setItem(i, 3, _item(err, tip=err, colour=style.TEXT_DIM))
                 t.setItem(i, 4, _item(""))
                 t.setItem(i, 5, _item(""))
+                t.setItem(i, 6, _item(""))
                 continue
             t.setItem(i, 2, _item(_pct(r["acc"]), right=True, bold=is_main))
             t.setItem(i, 3, _item(_ci(r["ci"]), right=True, colour=dim))
             t.setItem(i, 4, _item(_pct(r["paper"]), right=True, colour=style.TEXT_DIM))
             t.setItem(i, 5, _item("" if r["n"] is None else str(r["n"]), right=True, colour=style.TEXT_DIM))
+            t.setItem(i, 6, _item("" if r.get("auc") is None else f"{r['auc']:.3f}", right=True, colour=dim))
         # as tall as its rows (up to 16 of them), the card with it
         shown = min(max(len(rows), 1), 16)
         height = t.horizontalHeader().sizeHint().height() + shown * t.verticalHeader().defaultSectionSize() + 6
