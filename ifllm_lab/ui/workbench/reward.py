@@ -496,7 +496,9 @@ class RewardPanel(QWidget):
         self.acc_table.horizontalHeaderItem(6).setToolTip(
             "area under the ROC curve of the same predictions: 0.5 is chance whatever the share of each label "
             "(pointwise ratings are mostly good, so accuracy alone flatters)")
-        self.acc_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # numbers as wide as they need, the model's name takes the rest (not cut at 1024 px)
+        self.acc_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.acc_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.acc_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
 
         self.ablation = _Plot(self)
