@@ -41,13 +41,7 @@ import numpy as np
 
 from ..jobs.job import JobCancelled
 from ..llm.gguf import inspect_gguf
-from ..llm.llama import (
-    _LOAD_LOCK,
-    _CaptureNativeLog,
-    _install_log_router,
-    default_model_path,
-    default_n_threads,
-)
+from ..llm.llama import default_model_path, default_n_threads, import_llama_cpp, open_llama
 from ..llm.types import LLMError
 from ..paths import write_text_atomic
 
@@ -244,28 +238,10 @@ def _open_llama(model: _Model, max_tokens: int, n_threads: int):
     most ``max_tokens`` tokens). Raises :class:`LLMError` naming the file."""
     global _loads
     path = model.path
-    try:
-        import llama_cpp
-    except Exception as e:  # broken native library
-        raise LLMError("The local answer engine (llama-cpp-python) cannot be started; reinstall it.",
-                       f"import llama_cpp failed: {e!r}", path=path) from e
-    _install_log_router()
-    with _LOAD_LOCK, _CaptureNativeLog() as native_lines:
-        try:
-            llm = llama_cpp.Llama(
-                model_path=path, embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                n_ctx=max_tokens, n_batch=max_tokens, n_ubatch=max_tokens,
-                n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
-        except Exception as e:
-            errors = [m.strip() for lvl, m in native_lines if lvl >= logging.ERROR][:5]
-            why = errors[0] if errors else ""
-            if "error loading model:" in why:
-                why = why.split("error loading model:", 1)[1].strip()
-            raise LLMError(
-                f"The model file {path} could not be loaded by llama.cpp{' (' + why + ')' if why else ''}. "
-                "It may be damaged or made for a newer llama.cpp; choose another .gguf model file.",
-                f"llama_cpp.Llama({path!r}, embedding=True) failed: {e!r}; llama.cpp log: {' | '.join(errors)}",
-                path=path) from e
+    llama_cpp = import_llama_cpp(path)
+    llm = open_llama(path, ", embedding=True", embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                     n_ctx=max_tokens, n_batch=max_tokens, n_ubatch=max_tokens, n_threads=n_threads,
+                     n_threads_batch=n_threads)
     with _loads_lock:
         _loads += 1
     if llm.n_embd() != model.dim:

@@ -136,6 +136,41 @@ class _CaptureNativeLog:
                 native_log.log(lvl, "%s", msg)
 
 
+def import_llama_cpp(path: str):
+    """The ``llama_cpp`` module, or :class:`LLMError` (naming ``path``, the model about to be
+    loaded) when its native library is broken."""
+    try:
+        import llama_cpp
+        from llama_cpp import llama_chat_format  # noqa: F401  (the chat handlers load with it)
+    except Exception as e:  # broken native library
+        raise LLMError("The local answer engine (llama-cpp-python) cannot be started; reinstall it.",
+                       f"import llama_cpp failed: {e!r}", path=path) from e
+    return llama_cpp
+
+
+def open_llama(path: str, what: str = "", **kwargs):
+    """``llama_cpp.Llama(model_path=path, verbose=False, **kwargs)`` loaded the one safe way:
+    one load at a time, llama.cpp's own log captured and re-emitted, and a failure raised as
+    :class:`LLMError` naming the file and llama.cpp's reason. ``what`` is added to the
+    technical detail (e.g. ``", embedding=True"``)."""
+    llama_cpp = import_llama_cpp(path)
+    _install_log_router()
+    with _LOAD_LOCK, _CaptureNativeLog() as native_lines:
+        try:
+            return llama_cpp.Llama(model_path=path, verbose=False, **kwargs)
+        except Exception as e:
+            errors = [m.strip() for lvl, m in native_lines if lvl >= logging.ERROR][:5]
+            why = errors[0] if errors else ""
+            if "error loading model:" in why:
+                why = why.split("error loading model:", 1)[1].strip()
+            raise LLMError(
+                f"The model file {path} could not be loaded by llama.cpp"
+                f"{' (' + why + ')' if why else ''}. "
+                "It may be damaged or made for a newer llama.cpp; choose another .gguf model file.",
+                f"llama_cpp.Llama({path!r}{what}) failed: {e!r}; llama.cpp log: {' | '.join(errors)}",
+                path=path) from e
+
+
 # ----------------------------------------------------------------------------------------
 
 
@@ -256,29 +291,11 @@ class LlamaCppBackend(ChatBackend):
         if info.unknown_tensor_types:
             log.warning("%s uses tensor types unknown to the GGUF check: %s", path,
                         sorted(info.unknown_tensor_types))
-        try:
-            import llama_cpp
-            from llama_cpp import llama_chat_format
-        except Exception as e:  # broken native library
-            raise LLMError("The local answer engine (llama-cpp-python) cannot be started; reinstall it.",
-                           f"import llama_cpp failed: {e!r}", path=path) from e
-        _install_log_router()
-        with _LOAD_LOCK, _CaptureNativeLog() as native_lines:
-            try:
-                llm = llama_cpp.Llama(
-                    model_path=path, n_ctx=self.n_ctx, n_threads=self.n_threads,
-                    n_threads_batch=self.n_threads_batch, chat_format=self.chat_format, verbose=False)
-            except Exception as e:
-                errors = [m.strip() for lvl, m in native_lines if lvl >= logging.ERROR][:5]
-                why = errors[0] if errors else ""
-                if "error loading model:" in why:
-                    why = why.split("error loading model:", 1)[1].strip()
-                raise LLMError(
-                    f"The model file {path} could not be loaded by llama.cpp"
-                    f"{' (' + why + ')' if why else ''}. "
-                    "It may be damaged or made for a newer llama.cpp; choose another .gguf model file.",
-                    f"llama_cpp.Llama({path!r}) failed: {e!r}; llama.cpp log: {' | '.join(errors)}",
-                    path=path) from e
+        llama_cpp = import_llama_cpp(path)
+        from llama_cpp import llama_chat_format
+
+        llm = open_llama(path, n_ctx=self.n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads_batch,
+                         chat_format=self.chat_format)
         if self.chat_format is not None and self.chat_format not in getattr(llm, "_chat_handlers", {}):
             try:
                 llama_chat_format.get_chat_completion_handler(self.chat_format)
