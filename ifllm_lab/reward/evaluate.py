@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import ModelError, RewardModel, fit_platt, labels, llm_vocab, set_columns
+from .model import ModelError, RewardModel, _logit, fit_platt, labels, llm_vocab, set_columns
 
 __all__ = ["PROTOCOLS", "Oof", "cross_validate", "accuracy_ci", "difference_ci", "reliability", "confusion",
            "permutation_importance", "expected_calibration_error"]
@@ -98,7 +98,7 @@ def cross_validate(table: dict[str, np.ndarray], task: str, kind: str, feature_s
     for f in range(k):
         te = fold_of == f
         a, b = fit_platt(p[~te], y[~te])
-        z = a * np.log(np.clip(p[te], 1e-6, 1 - 1e-6) / np.clip(1 - p[te], 1e-6, 1)) + b
+        z = a * _logit(p[te]) + b
         p_cal[te] = 1.0 / (1.0 + np.exp(-z))
     return Oof(p, p_cal, y, groups, k, fold_of), kept
 

@@ -11,18 +11,15 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from ifllm_lab.session import SessionMeta
 from ifllm_lab.session.store import SessionStore
-from ifllm_lab.ui.style import apply_dark_palette
-from ifllm_lab.ui.workbench import Workbench
 from ifllm_lab.ui.workbench.reward import MODELS_FOLDER
 
 from tests.support.screenshots import shots_folder
+from tests.support.workbench import SIZES
 
-SIZES = {"small": (1024, 640), "large": (1920, 1080)}
 STUDY = "synthetic-study"  # the study make_study_session writes
 
 
@@ -54,28 +51,6 @@ def one_participant(tmp_path_factory) -> Path:
     for k in range(2):
         _study_session(d / f"solo-{k}.h5", "P-SOLO", seed=7 + k, turns=6)
     return d
-
-
-@pytest.fixture
-def make_wb(qtbot, tmp_path):
-    """Workbench(folder) with its own settings file and cache."""
-    apply_dark_palette(QApplication.instance())
-    made = []
-
-    def make(folder, size=SIZES["large"]):
-        settings = QSettings(str(tmp_path / "wb.ini"), QSettings.Format.IniFormat)
-        wb = Workbench(str(folder), settings=settings, cache_dir=str(tmp_path / "cache"))
-        qtbot.addWidget(wb)
-        wb.resize(*size)
-        wb.show()
-        made.append(wb)
-        return wb
-
-    yield make
-    for wb in made:
-        for runner, _ in list(wb.runners):
-            runner.cancel()
-            runner.wait(60)
 
 
 def _scanned(qtbot, wb, scans: int = 1) -> None:

@@ -13,41 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMainWindow
 
 from ifllm_lab.session import SessionMeta, SessionReader
 from ifllm_lab.session.store import SessionStore
-from ifllm_lab.ui.style import apply_dark_palette
-from ifllm_lab.ui.workbench import Workbench
 
 from tests.support.repo import RELEASE_ARCHIVE
 from tests.support.screenshots import shots_folder
+from tests.support.workbench import SIZES
 
-SIZES = {"small": (1024, 640), "large": (1920, 1080)}
-
-
-@pytest.fixture
-def make_wb(qtbot, tmp_path):
-    """Workbench(folder) with its own settings file and catalog cache."""
-    apply_dark_palette(__import__("PySide6.QtWidgets", fromlist=["QApplication"]).QApplication.instance())
-    made = []
-
-    def make(folder, settings_name="wb.ini", size=SIZES["large"]):
-        settings = QSettings(str(tmp_path / settings_name), QSettings.Format.IniFormat)
-        wb = Workbench(str(folder) if folder else None, settings=settings, cache_dir=str(tmp_path / "cache"))
-        qtbot.addWidget(wb)
-        if size:
-            wb.resize(*size)
-        wb.show()
-        made.append(wb)
-        return wb
-
-    yield make
-    for wb in made:
-        for runner, _ in list(wb.runners):
-            runner.cancel()
-            runner.wait(30)
 
 
 def _scanned(qtbot, wb, scans: int = 1, timeout=120_000):

@@ -377,31 +377,12 @@ class RewardPanel(QWidget):
         self.task_box.currentIndexChanged.connect(lambda _i: self.task_box.setToolTip(
             TASKS.get(self.task_box.currentData(), "")))
         self.task_box.setToolTip(TASKS.get(self.task_box.currentData(), ""))
-        self.kind_boxes: dict[str, QCheckBox] = {}
-        kinds = QGridLayout()
-        kinds.setSpacing(2)
-        for i, (name, kind) in enumerate(KINDS.items()):
-            b = QCheckBox(name, model)
-            b.setObjectName(f"kind_{name}")
-            b.setToolTip(kind.description)
-            b.setChecked(i == 0)
-            b.toggled.connect(lambda _on: self._update_train())
-            self.kind_boxes[name] = b
-            kinds.addWidget(b, i // 2, i % 2)
+        kinds, self.kind_boxes = self._check_grid(model, "kind", {n: k.description for n, k in KINDS.items()},
+                                                  lambda i: i == 0)
         self.main_label = QLabel("", model)
         self.main_label.setWordWrap(True)
         self.main_label.setStyleSheet(f"color: {style.TEXT_DIM.name()};")
-        self.set_boxes: dict[str, QCheckBox] = {}
-        sets = QGridLayout()
-        sets.setSpacing(2)
-        for i, (name, what) in enumerate(SETS.items()):
-            b = QCheckBox(name, model)
-            b.setObjectName(f"set_{name}")
-            b.setToolTip(what)
-            b.setChecked(True)
-            b.toggled.connect(lambda _on: self._update_train())
-            self.set_boxes[name] = b
-            sets.addWidget(b, i // 2, i % 2)
+        sets, self.set_boxes = self._check_grid(model, "set", SETS, lambda i: True)
         self.folds = QSpinBox(model)
         self.folds.setObjectName("reward_folds")
         self.folds.setRange(2, 20)
@@ -699,6 +680,23 @@ class RewardPanel(QWidget):
                     f"participant{'s' if len(people) != 1 else ''}, {rated} rated questions")
         self.data_label.setText(text)
         self._update_train()
+
+    def _check_grid(self, parent, prefix: str, items: dict[str, str], checked) -> tuple[QGridLayout,
+                                                                                       dict[str, QCheckBox]]:
+        """Two columns of check boxes, one per registry entry (its description as tooltip),
+        ``checked(index)`` saying which start checked; every toggle re-checks Train."""
+        grid = QGridLayout()
+        grid.setSpacing(2)
+        boxes: dict[str, QCheckBox] = {}
+        for i, (name, what) in enumerate(items.items()):
+            b = QCheckBox(name, parent)
+            b.setObjectName(f"{prefix}_{name}")
+            b.setToolTip(what)
+            b.setChecked(checked(i))
+            b.toggled.connect(lambda _on: self._update_train())
+            boxes[name] = b
+            grid.addWidget(b, i // 2, i % 2)
+        return grid, boxes
 
     def _update_train(self) -> None:
         kinds = self.chosen_kinds()
