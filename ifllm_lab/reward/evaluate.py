@@ -97,7 +97,7 @@ def cross_validate(table: dict[str, np.ndarray], task: str, kind: str, feature_s
     p_cal = np.empty_like(p)
     for f in range(k):
         te = fold_of == f
-        a, b = fit_platt(p[~te], y[~te])
+        a, b = fit_platt(p[~te], y[~te], symmetric=task == "pairwise")
         z = a * _logit(p[te]) + b
         p_cal[te] = 1.0 / (1.0 + np.exp(-z))
     return Oof(p, p_cal, y, groups, k, fold_of), kept

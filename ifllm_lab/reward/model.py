@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..features import extract as _extract  # noqa: F401  (registers every feature: groups and symmetry below)
 from ..features.registry import FEATURES
 
 __all__ = ["KINDS", "SETS", "TASKS", "Kind", "RewardModel", "ModelError", "labels", "llm_vocab", "set_columns", "group_of",
@@ -56,6 +57,10 @@ class Kind:
     name: str
     description: str
     make: Callable[[int, int], object]  # (seed, number of design columns) -> unfitted scikit-learn estimator
+    #: a setting chosen by cross-validation inside the training rows (grouped by participant):
+    #: (parameter name of the estimator, candidate values); the value a fitted model chose is
+    #: kept in :attr:`RewardModel.chosen`
+    tune: tuple[str, tuple] | None = None
 
 
 def _logistic(seed: int, _n: int):
@@ -86,7 +91,8 @@ def _forest(seed: int, _n: int):
 
 
 LINEAR = ("logistic", "screened")  #: kinds that cannot use features that do not change with the answers' order
-SCREENED_K = 10  #: features a screened logistic model keeps
+SCREENED_KS = (1, 2, 3, 5, 8, 13)  #: how many features a screened logistic model may keep
+SCREENED_K = 5  #: what it keeps when the training rows are too few to choose (under 3 participants)
 
 
 def _screened(seed: int, n: int):
@@ -97,13 +103,15 @@ def _screened(seed: int, n: int):
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
-                         StandardScaler(), SelectKBest(f_classif, k=min(SCREENED_K, n)),
+                         StandardScaler(), SelectKBest(f_classif, k=min(SCREENED_K, max(n, 1))),
                          LogisticRegression(C=0.1, max_iter=5000, random_state=seed))
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("screened", f"logistic regression on the {SCREENED_K} features that tell the labels apart best in the "
-                     "training rows (an F test, chosen again in every fold)", _screened),
+    Kind("screened", "logistic regression on the k features that tell the labels apart best in the training rows "
+                     f"(an F test); k (one of {', '.join(map(str, SCREENED_KS))}) is chosen by a cross-validation "
+                     "grouped by participant inside the training rows, so a weak signal is not drowned by many "
+                     "noisy features", _screened, tune=("selectkbest__k", SCREENED_KS)),
     Kind("logistic", "L2-regularised logistic regression on all the set's standardised features", _logistic),
     Kind("boosting", "gradient-boosted trees (histogram-based; missing values handled by the trees)", _boosting),
     Kind("forest", "random forest, 300 trees", _forest),
@@ -203,6 +211,7 @@ class RewardModel:
     platt: tuple[float, float] = (1.0, 0.0)  # calibration of the logit: a * logit + b
     estimator: object = None
     medians: np.ndarray | None = None  # each design column's training median (for "what moved it")
+    chosen: dict = field(default_factory=dict)  # settings chosen inside the training rows (Kind.tune)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -297,13 +306,47 @@ class RewardModel:
             X, y = np.vstack([X, self._mirror(X)]), np.concatenate([y, 1 - y])
         self.medians = np.nan_to_num(np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0)) \
             if len(X) else np.zeros(X.shape[1])
+        groups = np.asarray(table["participant"]).astype(str) if "participant" in table else np.zeros(len(rows), str)
+        if self.task == "pairwise":
+            groups = np.concatenate([groups, groups])  # a row and its mirror stay in one fold
         est = KINDS[self.kind].make(self.seed, X.shape[1])
         with warnings.catch_warnings():  # a column constant in the training rows is expected, not news
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
+            self.chosen = self._tune(est, X, y, groups)
+            if self.chosen:
+                est.set_params(**self.chosen)
             est.fit(X, y)
         self.estimator = est
         return self
+
+    def _tune(self, est, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
+        """The kind's tuned setting, chosen by the mean AUC of a cross-validation grouped by
+        participant inside the training rows (the smallest value among equals); ``{}`` when the
+        kind tunes nothing or the rows hold fewer than 3 participants or one label only."""
+        tune = KINDS[self.kind].tune
+        n_groups = len(np.unique(groups))
+        if tune is None or n_groups < 3 or len(np.unique(y)) < 2:
+            return {}
+        from sklearn.base import clone
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import GroupKFold
+
+        name, values = tune
+        if name.endswith("__k"):
+            values = tuple(v for v in values if v <= X.shape[1]) or (X.shape[1],)
+        folds = list(GroupKFold(n_splits=min(4, n_groups)).split(X, y, groups))
+        best, best_auc = values[0], -np.inf
+        for v in values:
+            aucs = []
+            for tr, te in folds:
+                if len(np.unique(y[tr])) < 2 or len(np.unique(y[te])) < 2:
+                    continue
+                e = clone(est).set_params(**{name: v}).fit(X[tr], y[tr])
+                aucs.append(roc_auc_score(y[te], e.predict_proba(X[te])[:, 1]))
+            if aucs and np.mean(aucs) > best_auc + 1e-9:
+                best, best_auc = v, float(np.mean(aucs))
+        return {name: best.item() if hasattr(best, "item") else best}
 
     def _fit_embeddings(self, table, embeddings) -> None:
         self.emb_mean = self.emb_axes = None
@@ -368,14 +411,21 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def fit_platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def fit_platt(p: np.ndarray, y: np.ndarray, *, symmetric: bool = False) -> tuple[float, float]:
     """(a, b) so that sigmoid(a * logit(p) + b) fits ``y`` (a lightly regularised 1-D
-    logistic regression); the identity when there is too little to fit."""
+    logistic regression); the identity when there is too little to fit. ``symmetric``
+    (pairwise models): fitted on the rows and their mirrors with ``b = 0``, so the
+    calibrated P(1 over 2) stays 1 - P(2 over 1) and the decision threshold stays at 0.5."""
     if len(p) < 10 or len(np.unique(y)) < 2:
         return 1.0, 0.0
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=1.0).fit(_logit(p)[:, None], y)
+    z = _logit(p)
+    if symmetric:
+        lr = LogisticRegression(C=1.0, fit_intercept=False).fit(np.concatenate([z, -z])[:, None],
+                                                                np.concatenate([y, 1 - y]))
+        return float(lr.coef_[0, 0]), 0.0
+    lr = LogisticRegression(C=1.0).fit(z[:, None], y)
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 

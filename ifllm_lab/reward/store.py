@@ -72,7 +72,7 @@ def save_model(model: RewardModel, folder: str, *, data: dict | None = None, met
         "format": FORMAT, "what": "IFLLM Lab reward model", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "task": model.task, "kind": model.kind, "feature_set": model.feature_set, "seed": model.seed,
         "columns": model.columns, "llms": model.llms, "design_columns": model.design_columns,
-        "platt": list(model.platt), "medians": [float(x) for x in model.medians],
+        "platt": list(model.platt), "medians": [float(x) for x in model.medians], "chosen": model.chosen,
         "embedding": None if model.emb_axes is None else {"dims": int(len(model.emb_axes)),
                                                           **((extra or {}).get("embedding") or {})},
         "versions": _versions(), "data": data or {}, "metrics": metrics or {},
@@ -130,7 +130,7 @@ def load_model(folder: str) -> tuple[RewardModel, dict]:
     try:
         model = RewardModel(info["task"], info["kind"], info["feature_set"], seed=int(info.get("seed", 0)),
                             columns=list(info["columns"]), llms=list(info.get("llms", [])),
-                            platt=tuple(info.get("platt", (1.0, 0.0))),
+                            platt=tuple(info.get("platt", (1.0, 0.0))), chosen=dict(info.get("chosen") or {}),
                             medians=np.array(info["medians"], dtype=np.float64))
     except (KeyError, TypeError, ValueError, ModelError) as exc:
         raise ModelFileError(f"{folder}/model.json is damaged or unknown: {exc}") from None

@@ -262,7 +262,7 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
                                     keep_models=True, cancel=cancel) if n_part >= 2 else (None, [])
     model = RewardModel(s.task, main, keep_set, seed=s.seed).fit(table, embeddings)
     if oof_keep is not None:
-        model.platt = fit_platt(oof_keep.p_raw, oof_keep.y)
+        model.platt = fit_platt(oof_keep.p_raw, oof_keep.y, symmetric=s.task == "pairwise")
     seconds["fit"] = time.perf_counter() - t0
     importance: list[tuple[str, float]] = []
     t0 = time.perf_counter()

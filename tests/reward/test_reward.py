@@ -13,7 +13,7 @@ import pytest
 from ifllm_lab.cli import main
 from ifllm_lab.reward.data import DataError, QualityRule, load_dataset, quality_filter
 from ifllm_lab.reward.evaluate import _splits, accuracy_ci, difference_ci
-from ifllm_lab.reward.model import ModelError, RewardModel, set_columns
+from ifllm_lab.reward.model import SCREENED_KS, ModelError, RewardModel, fit_platt, labels, set_columns
 from ifllm_lab.reward.store import FORMAT, ModelFileError, load_model, read_info, save_model
 from ifllm_lab.reward.train import TrainSettings, train
 from ifllm_lab.session import SessionMeta, SessionWriter
@@ -102,6 +102,12 @@ def test_pairwise_predictions_are_antisymmetric(strong_data):
     X = m.design(strong_data.comparisons)
     p = m.raw_proba(X)
     np.testing.assert_allclose(p + m.raw_proba(m._mirror(X)), 1.0, atol=1e-9)
+    # calibration keeps it: a pairwise Platt scaling has no offset (it would move the 0.5 threshold)
+    _rows, y = labels(strong_data.comparisons, "pairwise")
+    m.platt = fit_platt(p, y, symmetric=True)
+    assert m.platt[1] == 0.0 and m.platt[0] > 0
+    np.testing.assert_allclose(m.calibrate(p) + m.calibrate(1.0 - p), 1.0, atol=1e-9)
+    assert fit_platt(p, np.where(p > 0.9, 1, y))[1] != 0.0  # the pointwise scaling keeps its offset
     cols = set_columns(strong_data.comparisons, "pairwise", "text", "logistic")
     assert any(c.startswith("r_text_") for c in cols) and "ctx_answer1_side" in cols
     assert not any(c.startswith(("gaze_", "r_gaze", "r_mouse", "q_")) for c in cols)
@@ -122,6 +128,19 @@ def test_the_quality_rule_drops_participants_by_their_own_data():
     no_gaze = {"participant": np.array(["C"] * 3), "c_q_gaze_valid_share": np.full(3, np.nan),
                "c_q_gaze_covered": np.full(3, np.nan)}
     assert quality_filter(no_gaze)[1] == {"C": "no gaze"}
+
+
+def test_the_screened_model_chooses_how_many_features_inside_its_training_rows(strong_data, tmp_path):
+    m = RewardModel("pairwise", "screened", "fused").fit(strong_data.comparisons)
+    k = m.chosen["selectkbest__k"]
+    assert k in SCREENED_KS and m.estimator.named_steps["selectkbest"].k == k
+    out = save_model(m, str(tmp_path / "screened"))
+    loaded, info = load_model(out)
+    assert info["chosen"] == m.chosen == loaded.chosen
+    # too few participants to choose: the fixed default, nothing tuned
+    two = {c: v[np.isin(strong_data.comparisons["participant"], ["P00", "P01"])]
+           for c, v in strong_data.comparisons.items()}
+    assert RewardModel("pairwise", "screened", "fused").fit(two).chosen == {}
 
 
 # -- model files ------------------------------------------------------------------------------
