@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"__main__", "cli"},  # the command line
     {"ui"},  # Qt: windows, widgets, the Qt side of commands and benchmarks
     {"study", "bench"},  # the study flow, Qt-free benchmarks
+    {"dpo"},  # preference pairs and DPO jobs (the worker module alone trains)
     {"reward"},  # reward models trained on the features
     {"importers", "features"},  # data from elsewhere, implicit features
     {"synthetic"},  # generated faces, videos and sessions (benchmarks and tests)

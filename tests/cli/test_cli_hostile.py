@@ -93,6 +93,12 @@ INPUT_COMMANDS = {
     "reward-train": lambda i, o: ["reward", "train", "--data", i, "--out", o, "--quiet"],
     "reward-predict": lambda i, o: ["reward", "predict", i, i, "--quiet"],
     "reward-models": lambda i, o: ["reward", "models", i],
+    "dpo-export": lambda i, o: ["dpo", "export", "--sessions", i, "--out", o + ".jsonl", "--quiet"],
+    "dpo-run": lambda i, o: ["dpo", "run", i, "--out", o, "--quiet"],
+    "dpo-resume": lambda i, o: ["dpo", "resume", i, "--quiet"],
+    "dpo-cancel": lambda i, o: ["dpo", "cancel", i],
+    "dpo-jobs": lambda i, o: ["dpo", "jobs", i],
+    "dpo-script": lambda i, o: ["dpo", "script", i],
 }
 # what is not bad input for a command: (command, input) -> exit status
 NOT_HOSTILE = {
@@ -226,6 +232,7 @@ OUTPUT_COMMANDS = {
     "features": lambda p, o: ["features", p["good"], "--out", o + ".csv", "--quiet"],
     "reward-train": lambda p, o: ["reward", "train", "--data", p["study"], "--out", o, "--quiet", "--folds", "2",
                                   "--sets", "text,fused", "--no-paper", "--no-importance"],
+    "dpo-export": lambda p, o: ["dpo", "export", "--sessions", p["study"], "--out", o + ".jsonl", "--quiet"],
 }
 FOLDER_OUTPUTS = {"export-csv", "export-bids", "bench-record", "import-ifllm", "bench-analysis",
                   "bench-workbench", "reward-train"}  # they take a folder

@@ -1,0 +1,277 @@
+"""The DPO worker: runs one job folder's spec with TRL's ``DPOTrainer``. The only module of
+the app that imports torch, transformers, trl and peft (the ``dpo`` extra), and only inside
+its functions, so that naming :func:`run_job` for a child process costs nothing.
+
+It runs as a job (:mod:`ifllm_lab.jobs`): in a child process started by
+:func:`ifllm_lab.dpo.job.launch` (``status.json``, ``log.txt`` and the cancel file in the
+job folder), or in the foreground as ``python -m ifllm_lab.dpo.worker JOB_DIR [--resume]``
+(what ``accelerate launch`` and a Slurm script run). Each logged step is a line of
+``metrics.jsonl``: step, epoch, loss, rewards/chosen, rewards/rejected, rewards/margins,
+rewards/accuracies, logps/chosen, logps/rejected, grad_norm, learning_rate, tokens_per_s,
+elapsed_s. A cancel stops training at the end of the current step, after a checkpoint is
+saved; ``--resume`` goes on from the last checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from .job import METRICS_FILE, SPEC_FILE, SpecError, base_kind, load_spec, lora_config, trl_config
+
+__all__ = ["run_job", "main", "DpoUnavailable", "load_base", "MISSING_EXTRA"]
+
+MISSING_EXTRA = "DPO needs torch, transformers, trl and peft: pip install 'ifllm-lab[dpo]'"
+LOGGED = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
+          "logps/rejected", "grad_norm", "learning_rate")
+
+
+class DpoUnavailable(RuntimeError):
+    """The ``dpo`` extra is not installed in this Python."""
+
+
+def _import_stack():
+    try:
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        import trl  # noqa: F401
+    except ImportError as exc:
+        raise DpoUnavailable(f"{MISSING_EXTRA} ({exc.name or exc} is missing)") from None
+
+
+def load_base(spec, job_dir: str, log=print):
+    """(model folder or hub name to load, tokenizer). A GGUF file is converted once into
+    ``JOB_DIR/base`` (transformers reads GGUF through ``gguf_file=``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kind = base_kind(spec.base_model)
+    if kind == "gguf":
+        out = os.path.join(job_dir, "base")
+        if not os.path.isfile(os.path.join(out, "config.json")):
+            log(f"converting {spec.base_model} into a model folder ({out})")
+            folder, name = os.path.split(os.path.abspath(spec.base_model))
+            try:
+                tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+                model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+            except Exception as exc:
+                raise SpecError(f"base_model = {spec.base_model!r}: not a GGUF model transformers can read "
+                                f"({type(exc).__name__}: {str(exc)[:200]})") from None
+            tmp = out + ".partial"
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            if os.path.isdir(out):
+                import shutil
+
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        src = out
+    else:
+        src = spec.base_model
+    try:
+        tok = AutoTokenizer.from_pretrained(src)
+    except Exception as exc:
+        raise SpecError(f"base_model = {spec.base_model!r}: its tokenizer cannot be loaded "
+                        f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return src, tok
+
+
+def _dataset(path: str):
+    from datasets import Dataset
+
+    from .pairs import PairsError, read_jsonl
+
+    try:
+        rows = read_jsonl(path)
+    except PairsError as exc:
+        raise SpecError(f"pairs = {path!r}: {exc}") from None
+    if not rows:
+        raise SpecError(f"pairs = {path!r}: the file holds no pairs")
+    return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+
+
+def run_job(ctx, job_dir: str, resume: bool = False) -> dict:
+    """Run the spec in ``job_dir``; returns where the tuned model is and the last metrics.
+    ``ctx``: an :class:`ifllm_lab.jobs.JobContext`."""
+    from ..jobs import JobCancelled
+
+    job_dir = os.path.abspath(job_dir)
+    spec = load_spec(os.path.join(job_dir, SPEC_FILE))
+    spec.check(local_files=True)
+    ctx.progress(0.0, "loading torch and TRL")
+    _import_stack()
+    import torch
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import DPOConfig, DPOTrainer
+
+    torch.manual_seed(spec.seed)
+    ctx.progress(0.0, "loading the base model")
+    src, tok = load_base(spec, job_dir, ctx.log)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec.precision]
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
+    except Exception as exc:
+        raise SpecError(f"base_model = {spec.base_model!r}: the model cannot be loaded "
+                        f"({type(exc).__name__}: {str(exc)[:300]})") from None
+    train = _dataset(spec.pairs)
+    ctx.log(f"{len(train)} pairs from {spec.pairs}; base {src}; loss {spec.loss}, beta {spec.beta}; "
+            f"{'LoRA r=' + str(spec.lora.r) if spec.lora.enabled else 'the whole model'}")
+    ckpt_dir = os.path.join(job_dir, "checkpoints")
+    cuda = torch.cuda.is_available()
+    config = DPOConfig(output_dir=ckpt_dir, logging_steps=1, save_strategy="steps", save_total_limit=2,
+                       report_to=[], disable_tqdm=True, use_cpu=not cuda, dataloader_num_workers=0,
+                       **trl_config(spec))
+    peft_config = None
+    if spec.lora.enabled:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(**lora_config(spec))
+    metrics_path = os.path.join(job_dir, METRICS_FILE)
+    last: dict = {}
+
+    class Progress(TrainerCallback):
+        def __init__(self):
+            self.t0 = time.monotonic()
+            self.t_last, self.tokens_last = self.t0, 0.0
+
+        def on_step_end(self, args, state, control, **kw):
+            if ctx.cancelled:  # save this step and stop
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            now = time.monotonic()
+            tokens = float(logs.get("num_tokens", 0.0))
+            row = {"step": state.global_step, "epoch": round(float(logs.get("epoch", state.epoch or 0.0)), 4),
+                   **{k: float(logs[k]) for k in LOGGED if k in logs},
+                   "tokens_per_s": round((tokens - self.tokens_last) / max(now - self.t_last, 1e-6), 2),
+                   "elapsed_s": round(now - self.t0, 3), "max_steps": state.max_steps}
+            self.t_last, self.tokens_last = now, tokens
+            last.clear()
+            last.update(row)
+            with open(metrics_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            done = state.global_step / max(state.max_steps, 1)
+            ctx.progress(min(done, 1.0), f"step {state.global_step} of {state.max_steps}: loss {row['loss']:.4f}, "
+                                         f"margin {row.get('rewards/margins', float('nan')):.4f}")
+
+    trainer = DPOTrainer(model=model, args=config, train_dataset=train, processing_class=tok,
+                         peft_config=peft_config, callbacks=[Progress()])
+    start_from = None
+    if resume:
+        start_from = get_last_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+        ctx.log(f"resuming from {start_from}" if start_from else "no checkpoint to resume from: starting over")
+    elif os.path.exists(metrics_path):
+        os.remove(metrics_path)
+    ctx.progress(0.0, "training")
+    try:
+        trainer.train(resume_from_checkpoint=start_from)
+    except (MemoryError, torch.OutOfMemoryError):
+        raise MemoryError(f"out of memory at step {trainer.state.global_step}: lower batch_size or max_length "
+                          f"(now {spec.batch_size} and {spec.max_length}), or use LoRA") from None
+    out = os.path.join(job_dir, "model")
+    if ctx.cancelled:
+        raise JobCancelled(f"cancelled at step {trainer.state.global_step}; the last checkpoint is in {ckpt_dir} "
+                           "(resume goes on from it)", partial={"step": trainer.state.global_step, "last": last})
+    ctx.progress(1.0, "saving the tuned model")
+    trainer.save_model(out)
+    tok.save_pretrained(out)
+    with open(os.path.join(out, "ifllm_dpo.json"), "w", encoding="utf-8") as fh:
+        json.dump({"base_model": spec.base_model, "base_folder": src, "lora": spec.lora.enabled,
+                   "steps": trainer.state.global_step, "last": last}, fh, indent=1)
+    return {"model": out, "steps": trainer.state.global_step, "last": last, "lora": spec.lora.enabled}
+
+
+def write_hf_dataset(rows: list[dict], folder: str) -> str:
+    """``rows`` as a Hugging Face ``datasets`` folder, written beside ``folder`` and moved
+    into place (a failed write leaves nothing)."""
+    import shutil
+
+    try:
+        import datasets
+    except ImportError:
+        raise DpoUnavailable(f"a Hugging Face dataset needs the 'datasets' package: {MISSING_EXTRA}") from None
+    folder = os.path.abspath(folder)
+    tmp = f"{folder}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        datasets.Dataset.from_list(rows).save_to_disk(tmp)
+        old = None
+        if os.path.exists(folder):
+            old = f"{folder}.old-{os.getpid()}"
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def submit_with_submitit(spec, job_dir: str, resume: bool = False) -> str:
+    """Submit the job folder to Slurm through submitit; returns the cluster's job id."""
+    try:
+        import submitit
+    except ImportError:
+        raise DpoUnavailable(f"submitit is not installed: {MISSING_EXTRA}") from None
+    ex = submitit.AutoExecutor(folder=os.path.join(job_dir, "submitit"), cluster="slurm")
+    ex.update_parameters(name=spec.name, slurm_partition=spec.slurm.partition or None,
+                         gpus_per_node=spec.slurm.gpus, cpus_per_task=spec.slurm.cpus, slurm_mem=spec.slurm.mem,
+                         slurm_time=spec.slurm.time, slurm_account=spec.slurm.account or None)
+    return str(ex.submit(main, [job_dir] + (["--resume"] if resume else [])).job_id)
+
+
+class _Quiet:
+    """The job context of a process that is not the job's main one (accelerate's ranks > 0)."""
+
+    name = "dpo"
+    cancelled = False
+
+    def progress(self, *a, **k):
+        pass
+
+    def log(self, m):
+        pass
+
+    def partial(self, v):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ifllm_lab.dpo.worker JOB_DIR [--resume]``: the job in the foreground."""
+    from ..jobs import DONE, Job, read_status
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = [a for a in argv if a != "--resume"]
+    if len(args) != 1:
+        print("usage: python -m ifllm_lab.dpo.worker JOB_DIR [--resume]", file=sys.stderr)
+        return 2
+    folder = os.path.abspath(args[0])
+    resume = "--resume" in argv
+    if int(os.environ.get("RANK", "0")) != 0:
+        run_job(_Quiet(), folder, resume)
+        return 0
+    try:
+        name = load_spec(os.path.join(folder, SPEC_FILE)).name
+    except SpecError as exc:
+        print(f"ifllm-lab: {exc}", file=sys.stderr)
+        return 2
+    Job(run_job, folder, resume=resume, name=name, status_dir=folder).run()
+    st = read_status(folder)
+    if st is not None and st.state != DONE:
+        print(f"ifllm-lab: the DPO job {st.state}: {st.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
