@@ -148,6 +148,34 @@ def cmd_dpo_resume(args) -> int:
     return _follow(job_dir, args) if args.wait and spec.run == "local" else EXIT_OK
 
 
+def cmd_dpo_eval(args) -> int:
+    from ..dpo.job import EVAL_DIR, SPEC_FILE, SpecError, launch_eval, read_eval
+
+    if not os.path.isfile(os.path.join(args.job, SPEC_FILE)):
+        raise CommandError(f"{args.job}: not a DPO job folder (no {SPEC_FILE})")
+    if args.reward_model and not os.path.exists(args.reward_model):
+        raise CommandError(f"{args.reward_model}: no such reward model folder")
+    try:
+        launch_eval(args.job, reward_model=args.reward_model, prompts=args.prompts,
+                    max_new_tokens=args.max_new_tokens)
+    except SpecError as exc:
+        raise CommandError(str(exc)) from None
+    _follow(os.path.join(args.job, EVAL_DIR), args)
+    ev = read_eval(args.job)
+    summary = {k: v for k, v in ev.items() if k != "answers"}
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        wr = "no reward model given" if ev["win_rate"] is None else \
+            f"{100 * ev['win_rate']:.1f} % [{100 * ev['win_rate_ci'][0]:.1f}, {100 * ev['win_rate_ci'][1]:.1f}]" \
+            if ev["win_rate_ci"] else f"{100 * ev['win_rate']:.1f} %"
+        print(f"tuned over base on {ev['prompts']} held-out prompts: {wr}; tuned answer longer in "
+              f"{100 * ev['longer_share']:.0f} %")
+        for side in ("base", "tuned"):
+            print(f"  {side:5s} " + ", ".join(f"{k} {v}" for k, v in ev["text"][side].items()))
+    return EXIT_OK
+
+
 def cmd_dpo_cancel(args) -> int:
     from ..dpo.job import SPEC_FILE, cancel
 
@@ -200,7 +228,7 @@ def register(sub) -> None:
     p = sub.add_parser("dpo", help="preference pairs and DPO fine-tuning jobs",
                        description="Turn the sessions into preference pairs (explicit choices and a reward "
                                    "model's implicit labels) for DPO.")
-    ds = p.add_subparsers(dest="dpo_cmd", metavar="{export,run,resume,cancel,jobs,script}")
+    ds = p.add_subparsers(dest="dpo_cmd", metavar="{export,run,resume,eval,cancel,jobs,script}")
     ds.required = True
     e = ds.add_parser("export", help="write preference pairs (TRL's conversational format) as JSONL or a "
                                      "Hugging Face dataset",
@@ -239,6 +267,20 @@ def register(sub) -> None:
     r.add_argument("--wait", action="store_true")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_dpo_resume)
+    v = ds.add_parser("eval", help="answers of the base and the tuned model to the held-out prompts, scored by "
+                                   "a text reward model: the win rate of tuned over base",
+                      description="Generates (greedy, fixed seeds) the base and the tuned model's answers to the "
+                                  "prompts the job held out of training, scores each pair with a pairwise reward "
+                                  "model on the text features (reward train --keep text), and reports the win "
+                                  "rate of tuned over base with a bootstrap interval and text statistics of "
+                                  "both. Writes JOB_DIR/eval.json.")
+    v.add_argument("job", metavar="JOB_DIR")
+    v.add_argument("--reward-model", metavar="MODEL", help="a pairwise text reward model (default: the spec's)")
+    v.add_argument("--prompts", type=int, help="evaluate on at most this many held-out prompts")
+    v.add_argument("--max-new-tokens", type=int, help="answer length limit (default: the spec's)")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--quiet", action="store_true")
+    v.set_defaults(func=cmd_dpo_eval)
     c = ds.add_parser("cancel", help="stop a job (it saves a checkpoint first); its processes end after --grace")
     c.add_argument("job", metavar="JOB_DIR")
     c.add_argument("--grace", type=float, default=60.0, metavar="S", help="seconds to wait before ending it")

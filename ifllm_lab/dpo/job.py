@@ -69,6 +69,9 @@ __all__ = ["JobSpec", "Lora", "Accelerate", "Slurm", "SpecError", "LOSSES", "RUN
 
 SPEC_FILE = "job.toml"
 METRICS_FILE = "metrics.jsonl"
+HELDOUT_FILE = "heldout.jsonl"  # the pairs kept out of training, for the evaluation
+EVAL_DIR = "eval"  # the evaluation's status folder
+EVAL_FILE = "eval.json"
 LOSSES = {
     "sigmoid": "the DPO loss",
     "robust": "robust DPO (rDPO): the DPO loss corrected for a share of flipped labels (label_smoothing)",
@@ -132,6 +135,9 @@ class JobSpec:
     seed: int = 0
     save_steps: int = 50
     run: str = "local"
+    eval_prompts: int = 20  # pairs held out of training; their prompts are the evaluation's
+    eval_max_new_tokens: int = 192
+    reward_model: str = ""  # a text reward model folder that scores the evaluation's answers
     lora: Lora = field(default_factory=Lora)
     accelerate: Accelerate = field(default_factory=Accelerate)
     slurm: Slurm = field(default_factory=Slurm)
@@ -179,7 +185,11 @@ class JobSpec:
             bad("sft_weight", self.sft_weight, "must be above 0 for robust+sft")
         if not self.epochs > 0 and self.max_steps <= 0:
             bad("epochs", self.epochs, "must be above 0 (or set max_steps)")
-        for key in ("batch_size", "grad_accum", "max_length", "save_steps"):
+        if self.reward_model and local_files and not os.path.isfile(os.path.join(self.reward_model, "model.json")):
+            bad("reward_model", self.reward_model, "not a reward model folder (no model.json)")
+        if not isinstance(self.eval_prompts, int) or self.eval_prompts < 0:
+            bad("eval_prompts", self.eval_prompts, "must be a whole number of at least 0")
+        for key in ("batch_size", "grad_accum", "max_length", "save_steps", "eval_max_new_tokens"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(key, v, "must be a whole number of at least 1")
@@ -248,7 +258,8 @@ def spec_from_dict(d: dict, base_dir: str = ".") -> JobSpec:
     kw["slurm"] = _section(Slurm, d.get("slurm"), "slurm")
     types = {"beta": float, "label_smoothing": float, "sft_weight": float, "epochs": float, "learning_rate": float,
              "max_steps": int, "batch_size": int, "grad_accum": int, "max_length": int, "seed": int,
-             "save_steps": int, "base_model": str, "pairs": str, "output_dir": str, "name": str, "loss": str,
+             "save_steps": int, "eval_prompts": int, "eval_max_new_tokens": int, "reward_model": str,
+             "base_model": str, "pairs": str, "output_dir": str, "name": str, "loss": str,
              "precision": str, "run": str}
     for key, t in types.items():
         if key in kw:
@@ -259,7 +270,7 @@ def spec_from_dict(d: dict, base_dir: str = ".") -> JobSpec:
                 raise SpecError(f"{key} = {v!r}: must be {'a number' if t in (int, float) else 'text'}")
             if t is float:
                 kw[key] = float(v)
-    for key in ("pairs", "output_dir"):
+    for key in ("pairs", "output_dir") + (("reward_model",) if kw.get("reward_model") else ()):
         kw[key] = os.path.normpath(os.path.join(base_dir, os.path.expanduser(kw[key])))
     here = os.path.normpath(os.path.join(base_dir, os.path.expanduser(kw["base_model"])))
     if os.path.exists(here) or base_kind(kw["base_model"]) != "hub":
@@ -522,6 +533,37 @@ def submit_slurm(spec: JobSpec, job_dir: str, *, resume: bool = False) -> str:
     if p.returncode != 0:
         raise SpecError(f"run = 'slurm': sbatch refused {path}: {(p.stderr or p.stdout).strip()[-300:]}")
     return p.stdout.strip().split()[-1] if p.stdout.strip() else ""
+
+
+def launch_eval(job_dir: str, *, reward_model: str | None = None, prompts: int | None = None,
+                max_new_tokens: int | None = None) -> str:
+    """Start the evaluation of a finished job in a child process (status folder
+    ``JOB_DIR/eval``): answers of the base and the tuned model to the held-out prompts
+    (greedy), scored by the reward model, written to ``JOB_DIR/eval.json``. Returns the
+    status folder."""
+    from ..jobs import JobError, start_child
+    from .worker import run_eval
+
+    job_dir = os.path.abspath(job_dir)
+    if not os.path.isdir(os.path.join(job_dir, "model")):
+        raise SpecError(f"{job_dir}: the job has no tuned model yet (it must finish first)")
+    if reward_model and not os.path.isfile(os.path.join(reward_model, "model.json")):
+        raise SpecError(f"reward_model = {reward_model!r}: not a reward model folder (no model.json)")
+    try:
+        start_child(run_eval, job_dir, reward_model=reward_model, prompts=prompts, max_new_tokens=max_new_tokens,
+                    status_dir=os.path.join(job_dir, EVAL_DIR), name="evaluation")
+    except JobError as exc:
+        raise SpecError(str(exc)) from None
+    return os.path.join(job_dir, EVAL_DIR)
+
+
+def read_eval(job_dir: str) -> dict | None:
+    """The job's ``eval.json`` (None before an evaluation finished)."""
+    try:
+        with open(os.path.join(job_dir, EVAL_FILE), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def cancel(job_dir: str, *, grace_s: float = 60.0, poll_s: float = 0.5) -> str:

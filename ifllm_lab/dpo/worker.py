@@ -18,9 +18,11 @@ import os
 import sys
 import time
 
-from .job import METRICS_FILE, SPEC_FILE, SpecError, base_kind, load_spec, lora_config, trl_config
+from .job import (
+    EVAL_FILE, HELDOUT_FILE, METRICS_FILE, SPEC_FILE, SpecError, base_kind, load_spec, lora_config, trl_config,
+)
 
-__all__ = ["run_job", "main", "DpoUnavailable", "load_base", "MISSING_EXTRA"]
+__all__ = ["run_job", "run_eval", "main", "DpoUnavailable", "load_base", "MISSING_EXTRA", "split_heldout"]
 
 MISSING_EXTRA = "DPO needs torch, transformers, trl and peft: pip install 'ifllm-lab[dpo]'"
 LOGGED = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
@@ -79,9 +81,7 @@ def load_base(spec, job_dir: str, log=print):
     return src, tok
 
 
-def _dataset(path: str):
-    from datasets import Dataset
-
+def _rows(path: str) -> list[dict]:
     from .pairs import PairsError, read_jsonl
 
     try:
@@ -90,7 +90,23 @@ def _dataset(path: str):
         raise SpecError(f"pairs = {path!r}: {exc}") from None
     if not rows:
         raise SpecError(f"pairs = {path!r}: the file holds no pairs")
-    return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    return rows
+
+
+def split_heldout(rows: list[dict], n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(training rows, held-out rows): ``n`` pairs (at most a fifth of them) drawn with
+    ``seed`` and kept out of training, with every other pair of the same prompt text."""
+    import random
+
+    n = min(n, len(rows) // 5)
+    if n <= 0:
+        return rows, []
+    key = [json.dumps(r["prompt"], sort_keys=True) for r in rows]
+    order = sorted(set(key))
+    random.Random(seed).shuffle(order)
+    held_keys = set(order[:n])
+    return ([r for r, k in zip(rows, key) if k not in held_keys],
+            [r for r, k in zip(rows, key) if k in held_keys][:n])
 
 
 def run_job(ctx, job_dir: str, resume: bool = False) -> dict:
@@ -117,8 +133,16 @@ def run_job(ctx, job_dir: str, resume: bool = False) -> dict:
     except Exception as exc:
         raise SpecError(f"base_model = {spec.base_model!r}: the model cannot be loaded "
                         f"({type(exc).__name__}: {str(exc)[:300]})") from None
-    train = _dataset(spec.pairs)
-    ctx.log(f"{len(train)} pairs from {spec.pairs}; base {src}; loss {spec.loss}, beta {spec.beta}; "
+    from datasets import Dataset
+
+    rows, held = split_heldout(_rows(spec.pairs), spec.eval_prompts, spec.seed)
+    if not resume or not os.path.exists(os.path.join(job_dir, HELDOUT_FILE)):
+        with open(os.path.join(job_dir, HELDOUT_FILE), "w", encoding="utf-8") as fh:
+            for r in held:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    train = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    ctx.log(f"{len(train)} pairs from {spec.pairs} ({len(held)} held out for the evaluation); base {src}; "
+            f"loss {spec.loss}, beta {spec.beta}; "
             f"{'LoRA r=' + str(spec.lora.r) if spec.lora.enabled else 'the whole model'}")
     ckpt_dir = os.path.join(job_dir, "checkpoints")
     cuda = torch.cuda.is_available()
@@ -230,6 +254,115 @@ def submit_with_submitit(spec, job_dir: str, resume: bool = False) -> str:
     return str(ex.submit(main, [job_dir] + (["--resume"] if resume else [])).job_id)
 
 
+def _stats(texts: list[str]) -> dict:
+    from ..features.text import text_features
+
+    keys = ("text_words", "text_paragraphs", "text_bullets", "text_headings", "text_bold", "text_markup_share",
+            "text_flesch")
+    vals = [text_features(t) for t in texts]
+    out = {}
+    for k in keys:
+        v = [x[k] for x in vals if x[k] == x[k]]
+        out[k.removeprefix("text_")] = round(sum(v) / len(v), 4) if v else None
+    return out
+
+
+def _generate(model, tok, prompts: list[list[dict]], max_new_tokens: int, seed: int, ctx, what: str) -> list[str]:
+    import torch
+
+    out = []
+    model.eval()
+    for i, messages in enumerate(prompts):
+        ctx.check_cancel()
+        torch.manual_seed(seed + i)
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                      return_dict=True)
+        with torch.no_grad():
+            gen = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        out.append(tok.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+        ctx.progress(None, f"{what}: answer {i + 1} of {len(prompts)}")
+    return out
+
+
+def run_eval(ctx, job_dir: str, reward_model: str | None = None, prompts: int | None = None,
+             max_new_tokens: int | None = None) -> dict:
+    """Answers of the base and the tuned model to the job's held-out prompts (greedy, one
+    fixed seed per prompt), the reward model's P(tuned preferred over base) per prompt and
+    the win rate with a bootstrap interval, and text statistics of both; written to
+    ``JOB_DIR/eval.json``."""
+    import numpy as np
+
+    job_dir = os.path.abspath(job_dir)
+    t0 = time.monotonic()
+    spec = load_spec(os.path.join(job_dir, SPEC_FILE))
+    reward_model = reward_model or spec.reward_model or None
+    scorer = None
+    if reward_model:
+        from ..reward.model import ModelError
+        from ..reward.predict import score_text_pairs
+        from ..reward.store import ModelFileError, load_model
+
+        try:
+            rm, _info = load_model(reward_model)
+            score_text_pairs(rm, ["a"], ["b"])  # refuses a model that needs gaze or mouse
+        except (ModelFileError, ModelError) as exc:
+            raise SpecError(f"reward_model = {reward_model!r}: {exc}") from None
+        scorer = rm
+    try:
+        held = [json.loads(line) for line in open(os.path.join(job_dir, HELDOUT_FILE), encoding="utf-8")
+                if line.strip()]
+    except FileNotFoundError:
+        raise SpecError(f"{job_dir}: no held-out prompts ({HELDOUT_FILE}); the job kept none (eval_prompts = "
+                        f"{spec.eval_prompts})") from None
+    held = held[: prompts or len(held)]
+    if not held:
+        raise SpecError(f"{job_dir}: no held-out prompts to evaluate on (eval_prompts = {spec.eval_prompts})")
+    ctx.progress(0.0, "loading torch")
+    _import_stack()
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    src, tok = load_base(spec, job_dir, ctx.log)
+    info = json.load(open(os.path.join(job_dir, "model", "ifllm_dpo.json"), encoding="utf-8"))
+    n_tok = max_new_tokens or spec.eval_max_new_tokens
+    msgs = [r["prompt"] for r in held]
+    torch.manual_seed(spec.seed)
+    base = AutoModelForCausalLM.from_pretrained(src)
+    base_answers = _generate(base, tok, msgs, n_tok, spec.seed, ctx, "base model")
+    if info.get("lora"):
+        from peft import PeftModel
+
+        tuned = PeftModel.from_pretrained(base, os.path.join(job_dir, "model"))
+    else:
+        del base
+        tuned = AutoModelForCausalLM.from_pretrained(os.path.join(job_dir, "model"))
+    tuned_answers = _generate(tuned, tok, msgs, n_tok, spec.seed, ctx, "tuned model")
+    p = None
+    if scorer is not None:
+        p = np.asarray(score_text_pairs(scorer, tuned_answers, base_answers), dtype=np.float64)
+    wins = None if p is None else np.where(p > 0.5, 1.0, np.where(p < 0.5, 0.0, 0.5))
+    ci = None
+    if wins is not None and len(wins) > 1:
+        rng = np.random.default_rng(spec.seed)
+        boots = wins[rng.integers(0, len(wins), size=(2000, len(wins)))].mean(axis=1)
+        ci = [round(float(x), 4) for x in np.quantile(boots, [0.025, 0.975])]
+    longer = [len(a.split()) > len(b.split()) for a, b in zip(tuned_answers, base_answers)]
+    out = {"prompts": len(held), "reward_model": reward_model, "max_new_tokens": n_tok,
+           "win_rate": None if wins is None else round(float(wins.mean()), 4), "win_rate_ci": ci,
+           "mean_p": None if p is None else round(float(p.mean()), 4),
+           "longer_share": round(sum(longer) / len(longer), 4),
+           "text": {"base": _stats(base_answers), "tuned": _stats(tuned_answers)},
+           "answers": [{"prompt": m[-1]["content"], "base": b, "tuned": t,
+                        "p_tuned": None if p is None else round(float(p[i]), 4)}
+                       for i, (m, b, t) in enumerate(zip(msgs, base_answers, tuned_answers))],
+           "seconds": round(time.monotonic() - t0, 2)}
+    from ..paths import write_text_atomic
+
+    write_text_atomic(os.path.join(job_dir, EVAL_FILE), json.dumps(out, ensure_ascii=False, indent=1))
+    return {k: v for k, v in out.items() if k != "answers"}
+
+
 class _Quiet:
     """The job context of a process that is not the job's main one (accelerate's ranks > 0)."""
 
@@ -243,6 +376,9 @@ class _Quiet:
         pass
 
     def partial(self, v):
+        pass
+
+    def check_cancel(self):
         pass
 
 

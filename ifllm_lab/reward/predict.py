@@ -76,3 +76,43 @@ def predict_sessions(model: RewardModel, info: dict, sources: list[str], *, cach
 def accuracy_of(preds: list[TurnPrediction]) -> float:
     ok = [(p.predicted == p.actual) for p in preds if p.actual in (1, 2)]
     return float(np.mean(ok)) if ok else math.nan
+
+
+def score_text_pairs(model: RewardModel, answers_1: list[str], answers_2: list[str]) -> np.ndarray:
+    """P(answer 1 preferred over answer 2) for answers nobody has read yet (generated ones),
+    from a pairwise model that sees only what the texts give: a model on the ``text``
+    feature set. Both answers count as shown in the same place and written by an LLM the
+    model has not seen."""
+    import ifllm_lab.features.extract  # noqa: F401  (registers the comparison features)
+
+    from ..features.extract import RATIO_OFFSET
+    from ..features.registry import FEATURES, features_of
+    from ..features.text import text_features
+
+    if model.task != "pairwise":
+        raise ModelError(f"scoring two answers needs a pairwise model; this one is {model.task}")
+    if model.feature_set != "text" or model.emb_axes is not None:
+        why = "embeddings" if model.feature_set == "text" else f"the {model.feature_set} features"
+        raise ModelError(f"generated answers have no gaze or mouse data: score them with a text model (feature set "
+                         f"'text', without embeddings); this one uses {why}")
+    n = len(answers_1)
+    table: dict[str, np.ndarray] = {"session": np.array(["generated"] * n), "turn": np.arange(n),
+                                    "model_1": np.array([""] * n), "model_2": np.array([""] * n)}
+    fa = [text_features(a) for a in answers_1]
+    fb = [text_features(b) for b in answers_2]
+    for f in features_of(level="response"):
+        if f.group != "text":
+            continue
+        a = np.array([x[f.name] for x in fa], dtype=np.float64)
+        b = np.array([x[f.name] for x in fb], dtype=np.float64)
+        table[f"d_{f.name}"] = a - b
+        if f.unit in RATIO_OFFSET:
+            off = RATIO_OFFSET[f.unit]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                table[f"r_{f.name}"] = np.where((a >= 0) & (b >= 0), np.log((a + off) / (b + off)), np.nan)
+    for c in model.columns:
+        if c not in table:
+            if c not in FEATURES:
+                raise ModelError(f"the model uses {c!r}, which this version does not compute")
+            table[c] = np.zeros(n) if FEATURES[c].unit == "side" else np.full(n, np.nan)
+    return model.predict_proba(table)

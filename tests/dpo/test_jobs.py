@@ -44,10 +44,11 @@ def _spec_file(tmp_path: Path, text: str) -> str:
     ('beta = "high"', "beta", "'high'"),
 ])
 def test_a_bad_setting_is_named_with_its_value(tmp_path, line, key, value):
+    path = _spec_file(tmp_path, line)
     with pytest.raises(SpecError) as err:
-        load_spec(_spec_file(tmp_path, line)).check()
-    msg = str(err.value)
-    assert msg.startswith(f"{key} = {value}"), msg
+        load_spec(path).check()
+    msg = str(err.value)  # unknown keys and types are found reading the file, bad values by check()
+    assert msg.startswith((f"{key} = {value}", f"{path}: {key} = {value}")), msg
 
 
 def test_missing_files_and_an_empty_pairs_file_are_named(tmp_path):
@@ -140,11 +141,19 @@ def _wait(job_dir: str, timeout: float = 300) -> object:
     raise AssertionError(f"the job in {job_dir} did not end in {timeout} s: {read_status(job_dir)}")
 
 
-def test_a_lora_dpo_run_finishes_with_its_metrics_and_adapter(tmp_path, tiny_model, pairs_file):
-    spec = _write(tmp_path, tiny_model, pairs_file, "lora", max_steps=3)
+@pytest.fixture(scope="module")
+def lora_job(tmp_path_factory, tiny_model, pairs_file) -> tuple[JobSpec, str]:
+    tmp_path = tmp_path_factory.mktemp("lora")
+    spec = _write(tmp_path, tiny_model, pairs_file, "lora", max_steps=3, eval_prompts=2, eval_max_new_tokens=8)
     job = launch(spec)
     st = _wait(job)
     assert st.state == DONE, (st.error, (Path(job) / "output.txt").read_text()[-2000:])
+    return spec, job
+
+
+def test_a_lora_dpo_run_finishes_with_its_metrics_and_adapter(lora_job, tiny_model):
+    spec, job = lora_job
+    tmp_path = Path(job).parent.parent
     rows = read_metrics(job)
     assert [r["step"] for r in rows] == [1, 2, 3]
     for r in rows:
@@ -165,6 +174,44 @@ def test_a_lora_dpo_run_finishes_with_its_metrics_and_adapter(tmp_path, tiny_mod
     # a second launch into the same folder is refused: resume it or choose another
     with pytest.raises(SpecError, match="already holds job 'lora' \\(done\\)"):
         launch(spec)
+
+
+@pytest.fixture(scope="module")
+def text_models(piece, tmp_path_factory) -> tuple[str, str]:
+    """(a pairwise reward model on the text features, one on the fused features) trained on
+    the imported sessions."""
+    from ifllm_lab.reward.data import load_dataset
+    from ifllm_lab.reward.store import save_model
+    from ifllm_lab.reward.train import TrainSettings, train
+
+    data = load_dataset([str(piece[0])], cache_dir=str(tmp_path_factory.mktemp("rm-cache")), workers=1)
+    out = []
+    for keep in ("text", "fused"):
+        rep = train(data, TrainSettings(kinds=("logistic",), sets=(keep,), keep_set=keep, folds=2,
+                                        paper_protocol=False, importance=False, n_boot=100, quality=None))
+        out.append(save_model(rep.model, str(tmp_path_factory.mktemp("rm") / keep)))
+    return out[0], out[1]
+
+
+def test_the_evaluation_scores_base_and_tuned_answers_to_held_out_prompts(lora_job, text_models, capsys):
+    from ifllm_lab.dpo.job import HELDOUT_FILE, read_eval
+
+    spec, job = lora_job
+    text_model, fused_model = text_models
+    held = [json.loads(x) for x in Path(job, HELDOUT_FILE).read_text().splitlines()]
+    assert len(held) == 2
+    assert main(["dpo", "eval", job, "--reward-model", text_model, "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    ev = read_eval(job)
+    assert summary["prompts"] == ev["prompts"] == 2 and "answers" not in summary
+    assert [a["prompt"] for a in ev["answers"]] == [h["prompt"][-1]["content"] for h in held]
+    for a in ev["answers"]:
+        assert a["base"] and a["tuned"] and 0.0 <= a["p_tuned"] <= 1.0
+    assert ev["win_rate"] in (0.0, 0.25, 0.5, 0.75, 1.0) and ev["win_rate_ci"][0] <= ev["win_rate"]
+    assert set(ev["text"]["base"]) == set(ev["text"]["tuned"]) and ev["text"]["tuned"]["words"] > 0
+    # a model that needs gaze cannot score generated answers: the evaluation says so
+    assert main(["dpo", "eval", job, "--reward-model", fused_model, "--quiet"]) == 1
+    assert "score them with a text model" in capsys.readouterr().err
 
 
 def test_a_whole_model_run_saves_a_loadable_model(tmp_path, tiny_model, pairs_file):
