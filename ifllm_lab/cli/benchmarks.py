@@ -78,6 +78,25 @@ def _bench(args) -> int:
             return EXIT_BAD_INPUT
         except OSError as exc:
             raise write_problem(args.folder or "the temporary folder", exc) from None
+    elif args.what == "dpo":
+        from ..dpo.bench import bench_dpo
+        from ..dpo.job import SpecError
+        from ..dpo.pairs import PairsError
+        from ..dpo.worker import MISSING_EXTRA
+
+        import importlib.util
+
+        src = args.file or os.path.join("..", "shared", "data", "ifllm-dev.tar.xz")
+        if not os.path.exists(src):
+            raise CommandError(f"{src}: no such session file, folder or IFLLM release (name the sessions to use)")
+        if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "trl", "peft")):
+            raise CommandError(MISSING_EXTRA)
+        try:
+            result = bench_dpo([src], steps=args.steps, eval_prompts=args.prompts, folder=args.folder)
+        except (PairsError, SpecError) as exc:
+            raise CommandError(str(exc)) from None
+        except RuntimeError as exc:
+            raise CommandError(str(exc), EXIT_FAILED) from None
     else:
         from ..bench import bench_gaze
         from ..camera import CameraError
@@ -113,11 +132,15 @@ def register(sub) -> None:
                                    "workbench: a data folder of --files session files (copies of FILE.h5 or of "
                                    "the sessions in a FOLDER, e.g. an imported release) opened in the workbench: "
                                    "first rows, whole table and the window's longest stall, without and with "
-                                   "the cache.")
-    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis", "workbench"))
+                                   "the cache.\n"
+                                   "dpo: LoRA DPO (rDPO + NLL) of the bundled SmolLM2 on the pairs of FOLDER "
+                                   "(default: ../shared/data/ifllm-dev.tar.xz) for --steps steps, then the "
+                                   "evaluation on --prompts held-out prompts: seconds per step, peak memory, "
+                                   "the loss curve, the win rate of tuned over base.")
+    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis", "workbench", "dpo"))
     s.add_argument("file", nargs="?", default=None, metavar="FILE.h5|FOLDER",
                    help="replay: the session to measure (default: a synthetic one-hour session); workbench: the "
-                        "sessions to copy (default: a generated one)")
+                        "sessions to copy (default: a generated one); dpo: the sessions or IFLLM release")
     s.add_argument("--files", type=int, default=1000, help="workbench: session files in the folder (default 1000)")
     s.add_argument("--size", default=None, metavar="WxH", help="replay: rendered frame size (default 1280x720)")
     s.add_argument("--video", default=None, help="gaze: a video file of a face (default: render one)")
@@ -132,6 +155,8 @@ def register(sub) -> None:
     s.add_argument("--samples", type=int, default=216_000, help="analysis: gaze samples (default: 1 h at 60 Hz)")
     s.add_argument("--snapshots", type=int, default=600, help="analysis: layout snapshots (default 600)")
     s.add_argument("--repeats", type=int, default=5, help="analysis: repetitions of each measurement (default 5)")
+    s.add_argument("--steps", type=int, default=20, help="dpo: training steps (default 20)")
+    s.add_argument("--prompts", type=int, default=20, help="dpo: held-out prompts to evaluate on (default 20)")
     s.add_argument("--folder", default=None, help="where to write the temporary files (default: system temp)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)

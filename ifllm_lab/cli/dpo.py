@@ -176,6 +176,33 @@ def cmd_dpo_eval(args) -> int:
     return EXIT_OK
 
 
+def cmd_dpo_export_gguf(args) -> int:
+    from ..dpo.job import EXPORT_DIR, SPEC_FILE, SpecError, launch_export
+    from ..jobs import read_status
+
+    if not os.path.isfile(os.path.join(args.job, SPEC_FILE)):
+        raise CommandError(f"{args.job}: not a DPO job folder (no {SPEC_FILE})")
+    _out_place(args.out, "jsonl")
+    try:
+        launch_export(args.job, args.out, converter=args.converter, outtype=args.outtype)
+    except SpecError as exc:
+        raise CommandError(str(exc)) from None
+    _follow(os.path.join(args.job, EXPORT_DIR), args)
+    print(os.path.abspath(args.out))
+    st = read_status(os.path.join(args.job, EXPORT_DIR))
+    return EXIT_OK if st is not None else EXIT_FAILED
+
+
+def cmd_dpo_get_converter(args) -> int:
+    from ..dpo.converter import ConverterError, fetch_converter
+
+    try:
+        print(fetch_converter(args.dest, log=lambda m: print(m, file=sys.stderr)))
+    except ConverterError as exc:
+        raise CommandError(str(exc), EXIT_FAILED) from None
+    return EXIT_OK
+
+
 def cmd_dpo_cancel(args) -> int:
     from ..dpo.job import SPEC_FILE, cancel
 
@@ -228,7 +255,7 @@ def register(sub) -> None:
     p = sub.add_parser("dpo", help="preference pairs and DPO fine-tuning jobs",
                        description="Turn the sessions into preference pairs (explicit choices and a reward "
                                    "model's implicit labels) for DPO.")
-    ds = p.add_subparsers(dest="dpo_cmd", metavar="{export,run,resume,eval,cancel,jobs,script}")
+    ds = p.add_subparsers(dest="dpo_cmd", metavar="{export,run,resume,eval,export-gguf,get-converter,cancel,jobs,script}")
     ds.required = True
     e = ds.add_parser("export", help="write preference pairs (TRL's conversational format) as JSONL or a "
                                      "Hugging Face dataset",
@@ -281,6 +308,20 @@ def register(sub) -> None:
     v.add_argument("--json", action="store_true")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_dpo_eval)
+    x = ds.add_parser("export-gguf", help="the tuned model as one GGUF file the study app can chat with",
+                      description="Merges a LoRA adapter into its base and writes the model with llama.cpp's "
+                                  "converter (get it once with 'dpo get-converter'). Name the file as the "
+                                  "study's LLM model to chat with it.")
+    x.add_argument("job", metavar="JOB_DIR")
+    x.add_argument("--out", required=True, metavar="FILE.gguf")
+    x.add_argument("--outtype", default="q8_0", choices=("f32", "f16", "bf16", "q8_0"))
+    x.add_argument("--converter", metavar="DIR", help="a llama.cpp folder with convert_hf_to_gguf.py")
+    x.add_argument("--quiet", action="store_true")
+    x.set_defaults(func=cmd_dpo_export_gguf)
+    g = ds.add_parser("get-converter", help="fetch llama.cpp's GGUF converter once (from the llama-cpp-python "
+                                            "source package on PyPI)")
+    g.add_argument("--dest", metavar="DIR", help="where to keep it (default: the user's data folder)")
+    g.set_defaults(func=cmd_dpo_get_converter)
     c = ds.add_parser("cancel", help="stop a job (it saves a checkpoint first); its processes end after --grace")
     c.add_argument("job", metavar="JOB_DIR")
     c.add_argument("--grace", type=float, default=60.0, metavar="S", help="seconds to wait before ending it")

@@ -460,7 +460,8 @@ def list_jobs(root: str) -> list[JobInfo]:
 def launch(spec: JobSpec, *, resume: bool = False) -> str:
     """Start the job of ``spec`` the way ``spec.run`` says; returns its folder. ``resume``:
     go on from the last checkpoint of the job already in the folder. A folder holding a
-    running job, or (without ``resume``) any other job or files, is refused."""
+    running job, or (without ``resume``) any other job or files but the spec's own pairs
+    file (written there first), is refused."""
     from ..jobs import read_status
 
     spec.check(local_files=spec.run == "local")
@@ -471,7 +472,8 @@ def launch(spec: JobSpec, *, resume: bool = False) -> str:
     if resume:
         if st is None:
             raise SpecError(f"output_dir = {spec.output_dir!r}: no job to resume there")
-    elif os.path.isdir(job_dir) and os.listdir(job_dir):
+    elif os.path.isdir(job_dir) and [n for n in os.listdir(job_dir)
+                                     if os.path.join(job_dir, n) != os.path.abspath(spec.pairs)]:
         what = f"job {st.name!r} ({st.state})" if st is not None else "other files"
         raise SpecError(f"output_dir = {spec.output_dir!r} already holds {what}: resume it or choose a new folder")
     try:
@@ -555,6 +557,33 @@ def launch_eval(job_dir: str, *, reward_model: str | None = None, prompts: int |
     except JobError as exc:
         raise SpecError(str(exc)) from None
     return os.path.join(job_dir, EVAL_DIR)
+
+
+EXPORT_DIR = "export"  # the GGUF export's status folder
+
+
+def launch_export(job_dir: str, out: str, *, converter: str | None = None, outtype: str = "q8_0") -> str:
+    """Start writing the finished job's tuned model as one GGUF file ``out`` in a child
+    process (status folder ``JOB_DIR/export``); returns the status folder."""
+    from ..jobs import JobError, start_child
+    from .converter import ConverterError, find_converter
+    from .worker import export_gguf
+
+    job_dir = os.path.abspath(job_dir)
+    if not os.path.isdir(os.path.join(job_dir, "model")):
+        raise SpecError(f"{job_dir}: the job has no tuned model yet (it must finish first)")
+    if outtype not in ("f32", "f16", "bf16", "q8_0"):
+        raise SpecError(f"outtype = {outtype!r}: use f32, f16, bf16 or q8_0")
+    try:
+        conv = find_converter(converter)
+    except ConverterError as exc:
+        raise SpecError(str(exc)) from None
+    try:
+        start_child(export_gguf, job_dir, os.path.abspath(out), conv, outtype,
+                    status_dir=os.path.join(job_dir, EXPORT_DIR), name="GGUF export")
+    except JobError as exc:
+        raise SpecError(str(exc)) from None
+    return os.path.join(job_dir, EXPORT_DIR)
 
 
 def read_eval(job_dir: str) -> dict | None:

@@ -60,8 +60,16 @@ def load_base(spec, job_dir: str, log=print):
             except Exception as exc:
                 raise SpecError(f"base_model = {spec.base_model!r}: not a GGUF model transformers can read "
                                 f"({type(exc).__name__}: {str(exc)[:200]})") from None
+            # the weights come dequantized but the model stays marked as GGUF-quantized, which
+            # cannot be saved: the same weights go into a plain model of the same config
+            cfg = model.config
+            if hasattr(cfg, "quantization_config"):
+                delattr(cfg, "quantization_config")
+            plain = AutoModelForCausalLM.from_config(cfg)
+            plain.load_state_dict(model.state_dict())
+            del model
             tmp = out + ".partial"
-            model.save_pretrained(tmp)
+            plain.save_pretrained(tmp)
             tok.save_pretrained(tmp)
             if os.path.isdir(out):
                 import shutil
@@ -177,7 +185,7 @@ def run_job(ctx, job_dir: str, resume: bool = False) -> dict:
             row = {"step": state.global_step, "epoch": round(float(logs.get("epoch", state.epoch or 0.0)), 4),
                    **{k: float(logs[k]) for k in LOGGED if k in logs},
                    "tokens_per_s": round((tokens - self.tokens_last) / max(now - self.t_last, 1e-6), 2),
-                   "elapsed_s": round(now - self.t0, 3), "max_steps": state.max_steps}
+                   "elapsed_s": round(now - self.t0, 3), "max_steps": state.max_steps, "rss_peak_mb": _peak_mb()}
             self.t_last, self.tokens_last = now, tokens
             last.clear()
             last.update(row)
@@ -212,6 +220,54 @@ def run_job(ctx, job_dir: str, resume: bool = False) -> dict:
         json.dump({"base_model": spec.base_model, "base_folder": src, "lora": spec.lora.enabled,
                    "steps": trainer.state.global_step, "last": last}, fh, indent=1)
     return {"model": out, "steps": trainer.state.global_step, "last": last, "lora": spec.lora.enabled}
+
+
+def export_gguf(ctx, job_dir: str, out: str, converter: str, outtype: str = "q8_0") -> dict:
+    """The tuned model as one GGUF file that llama.cpp (and so the study app) runs: a LoRA
+    adapter is merged into its base first (``JOB_DIR/merged``), then llama.cpp's converter
+    writes ``out`` (beside it first, moved into place when whole)."""
+    import subprocess
+
+    from ..llm.gguf import inspect_gguf
+
+    job_dir = os.path.abspath(job_dir)
+    spec = load_spec(os.path.join(job_dir, SPEC_FILE))
+    tuned_dir = os.path.join(job_dir, "model")
+    with open(os.path.join(tuned_dir, "ifllm_dpo.json"), encoding="utf-8") as fh:
+        info = json.load(fh)
+    _import_stack()
+    if info.get("lora"):
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        ctx.progress(0.1, "merging the LoRA adapter into the base model")
+        src, tok = load_base(spec, job_dir, ctx.log)
+        merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(src), tuned_dir).merge_and_unload()
+        folder = os.path.join(job_dir, "merged")
+        merged.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        del merged
+    else:
+        folder = tuned_dir
+    ctx.progress(0.5, "converting to GGUF (llama.cpp's converter)")
+    out = os.path.abspath(out)
+    tmp = f"{out}.partial-{os.getpid()}"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(converter, "gguf-py"), converter, env.get("PYTHONPATH", "")])
+    p = subprocess.run([sys.executable, os.path.join(converter, "convert_hf_to_gguf.py"), folder, "--outfile", tmp,
+                        "--outtype", outtype], capture_output=True, text=True, env=env)
+    if p.returncode != 0 or not os.path.isfile(tmp):
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        tail = [ln for ln in (p.stderr or p.stdout).strip().splitlines() if ln.strip()][-1:]
+        raise RuntimeError(f"llama.cpp's converter failed on {folder}: {tail[0] if tail else p.returncode}")
+    os.replace(tmp, out)
+    g = inspect_gguf(out)
+    ctx.log(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB, {outtype})")
+    return {"gguf": out, "bytes": os.path.getsize(out), "outtype": outtype,
+            "architecture": g.metadata.get("general.architecture"), "tensors": g.n_tensors}
 
 
 def write_hf_dataset(rows: list[dict], folder: str) -> str:
@@ -252,6 +308,14 @@ def submit_with_submitit(spec, job_dir: str, resume: bool = False) -> str:
                          gpus_per_node=spec.slurm.gpus, cpus_per_task=spec.slurm.cpus, slurm_mem=spec.slurm.mem,
                          slurm_time=spec.slurm.time, slurm_account=spec.slurm.account or None)
     return str(ex.submit(main, [job_dir] + (["--resume"] if resume else [])).job_id)
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory so far (MB)."""
+    import resource
+
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024, 1)
 
 
 def _stats(texts: list[str]) -> dict:
@@ -356,7 +420,7 @@ def run_eval(ctx, job_dir: str, reward_model: str | None = None, prompts: int | 
            "answers": [{"prompt": m[-1]["content"], "base": b, "tuned": t,
                         "p_tuned": None if p is None else round(float(p[i]), 4)}
                        for i, (m, b, t) in enumerate(zip(msgs, base_answers, tuned_answers))],
-           "seconds": round(time.monotonic() - t0, 2)}
+           "seconds": round(time.monotonic() - t0, 2), "rss_peak_mb": _peak_mb()}
     from ..paths import write_text_atomic
 
     write_text_atomic(os.path.join(job_dir, EVAL_FILE), json.dumps(out, ensure_ascii=False, indent=1))

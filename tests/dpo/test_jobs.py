@@ -263,3 +263,47 @@ def test_a_broken_model_folder_fails_the_job_with_the_reason(tmp_path, pairs_fil
     assert rc == 1 and "failed" in err and "base_model" in err, err
     st = read_status(str(tmp_path / "job"))
     assert st.state == FAILED and str(broken) in st.error
+
+
+def test_the_bundled_gguf_base_model_is_converted_once_into_a_model_folder(tmp_path, pairs_file):
+    pytest.importorskip("trl", reason="the dpo extra is not installed")
+    from transformers import AutoModelForCausalLM
+
+    from ifllm_lab.dpo.worker import load_base
+    from ifllm_lab.llm.llama import default_model_path
+
+    spec = JobSpec(base_model=str(default_model_path()), pairs=str(pairs_file), output_dir=str(tmp_path / "job"))
+    spec.check()
+    logged = []
+    src, tok = load_base(spec, str(tmp_path / "job"), logged.append)
+    assert src == str(tmp_path / "job" / "base") and len(logged) == 1 and "converting" in logged[0]
+    model = AutoModelForCausalLM.from_pretrained(src)
+    assert model.config.model_type == "llama" and model.num_parameters() > 100_000_000
+    text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    assert "<|im_start|>assistant" in text  # SmolLM2's own chat template came along
+    before = os.path.getmtime(os.path.join(src, "config.json"))
+    load_base(spec, str(tmp_path / "job"), logged.append)  # the second time: the folder as it is
+    assert len(logged) == 1 and os.path.getmtime(os.path.join(src, "config.json")) == before
+
+
+def test_the_tuned_model_exports_to_gguf_and_the_study_backend_chats_with_it(lora_job, tmp_path):
+    from ifllm_lab.dpo.converter import ConverterError, find_converter
+    from ifllm_lab.llm import ChatMessage, GenerationSettings
+    from ifllm_lab.llm.llama import LlamaCppBackend
+
+    try:
+        find_converter()
+    except ConverterError as exc:
+        pytest.skip(str(exc))  # CI fetches it while installing (.ci/run)
+    _spec, job = lora_job
+    out = tmp_path / "tuned.gguf"
+    assert main(["dpo", "export-gguf", job, "--out", str(out), "--outtype", "f16", "--quiet"]) == 0
+    assert out.is_file() and not list(tmp_path.glob("*.partial*"))
+    assert read_status(os.path.join(job, "export")).state == DONE
+    b = LlamaCppBackend(str(out), n_ctx=256)  # what the study app runs for llm.model_path = that file
+    try:
+        r = b.generate([ChatMessage("user", "Hello")], GenerationSettings(max_tokens=6, seed=1))
+    finally:
+        b.close()
+    assert r.finish_reason in ("stop", "length"), (r.error, r.error_detail)
+    assert r.model == "tuned.gguf" or "tuned" in r.model
