@@ -75,6 +75,20 @@ def probe_write(folder: str | os.PathLike) -> None:
     os.remove(probe)
 
 
+def install_folder(tmp: str, folder: str) -> None:
+    """Move the finished folder ``tmp`` to ``folder``, replacing a folder there: the old one
+    is moved aside first and removed after, so ``folder`` is never half of either."""
+    old = None
+    if os.path.exists(folder):
+        old = f"{folder}.old-{os.getpid()}"
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    if old:
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str, *, sync: bool = False) -> None:
     """Write ``text`` (UTF-8) to a temporary file beside ``path`` and rename it over
     ``path``: a reader sees the old file or the new one, never half of one. ``sync``

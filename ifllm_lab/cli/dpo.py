@@ -114,45 +114,46 @@ def _job_row(info) -> dict:
             "margin": info.last.get("rewards/margins"), "accuracy": info.last.get("rewards/accuracies")}
 
 
-def cmd_dpo_run(args) -> int:
+def _job_dir_arg(path: str) -> str:
+    from ..dpo.job import SPEC_FILE
+
+    if not os.path.isfile(os.path.join(path, SPEC_FILE)):
+        raise CommandError(f"{path}: not a DPO job folder (no {SPEC_FILE})")
+    return os.path.join(path, SPEC_FILE)
+
+
+def _start(spec, args, *, resume: bool) -> int:
     from ..dpo.job import SpecError, launch
     from ..dpo.worker import MISSING_EXTRA
 
-    spec = _spec(args.spec)
-    if args.out:
-        spec.output_dir = os.path.abspath(args.out)
     if spec.run == "local":
         import importlib.util
 
         if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "trl", "peft")):
             raise CommandError(MISSING_EXTRA)
     try:
-        job_dir = launch(spec, resume=False)
+        job_dir = launch(spec, resume=resume)
     except SpecError as exc:
         raise CommandError(str(exc)) from None
     print(job_dir)
     return _follow(job_dir, args) if args.wait and spec.run == "local" else EXIT_OK
+
+
+def cmd_dpo_run(args) -> int:
+    spec = _spec(args.spec)
+    if args.out:
+        spec.output_dir = os.path.abspath(args.out)
+    return _start(spec, args, resume=False)
 
 
 def cmd_dpo_resume(args) -> int:
-    from ..dpo.job import SPEC_FILE, SpecError, launch
-
-    if not os.path.isfile(os.path.join(args.job, SPEC_FILE)):
-        raise CommandError(f"{args.job}: not a DPO job folder (no {SPEC_FILE})")
-    spec = _spec(os.path.join(args.job, SPEC_FILE))
-    try:
-        job_dir = launch(spec, resume=True)
-    except SpecError as exc:
-        raise CommandError(str(exc)) from None
-    print(job_dir)
-    return _follow(job_dir, args) if args.wait and spec.run == "local" else EXIT_OK
+    return _start(_spec(_job_dir_arg(args.job)), args, resume=True)
 
 
 def cmd_dpo_eval(args) -> int:
-    from ..dpo.job import EVAL_DIR, SPEC_FILE, SpecError, launch_eval, read_eval
+    from ..dpo.job import EVAL_DIR, SpecError, launch_eval, read_eval
 
-    if not os.path.isfile(os.path.join(args.job, SPEC_FILE)):
-        raise CommandError(f"{args.job}: not a DPO job folder (no {SPEC_FILE})")
+    _job_dir_arg(args.job)
     if args.reward_model and not os.path.exists(args.reward_model):
         raise CommandError(f"{args.reward_model}: no such reward model folder")
     try:
@@ -177,11 +178,10 @@ def cmd_dpo_eval(args) -> int:
 
 
 def cmd_dpo_export_gguf(args) -> int:
-    from ..dpo.job import EXPORT_DIR, SPEC_FILE, SpecError, launch_export
+    from ..dpo.job import EXPORT_DIR, SpecError, launch_export
     from ..jobs import read_status
 
-    if not os.path.isfile(os.path.join(args.job, SPEC_FILE)):
-        raise CommandError(f"{args.job}: not a DPO job folder (no {SPEC_FILE})")
+    _job_dir_arg(args.job)
     _out_place(args.out, "jsonl")
     try:
         launch_export(args.job, args.out, converter=args.converter, outtype=args.outtype)
@@ -204,10 +204,9 @@ def cmd_dpo_get_converter(args) -> int:
 
 
 def cmd_dpo_cancel(args) -> int:
-    from ..dpo.job import SPEC_FILE, cancel
+    from ..dpo.job import cancel
 
-    if not os.path.isfile(os.path.join(args.job, SPEC_FILE)):
-        raise CommandError(f"{args.job}: not a DPO job folder (no {SPEC_FILE})")
+    _job_dir_arg(args.job)
     print(cancel(args.job, grace_s=args.grace))
     return EXIT_OK
 

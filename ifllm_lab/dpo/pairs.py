@@ -262,19 +262,10 @@ def _label(t: dict, labels: str, p: float | None, min_confidence: float):
 def write_jsonl(pairs: list[Pair], path: str) -> str:
     """One JSON object per line; written beside ``path`` and moved into place (a failed
     write leaves nothing)."""
+    from ..paths import write_text_atomic
+
     path = os.path.abspath(path)
-    tmp = f"{path}.partial-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for p in pairs:
-                fh.write(json.dumps(p.as_dict(), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+    write_text_atomic(path, "".join(json.dumps(p.as_dict(), ensure_ascii=False) + "\n" for p in pairs))
     return path
 
 

@@ -275,6 +275,8 @@ def write_hf_dataset(rows: list[dict], folder: str) -> str:
     into place (a failed write leaves nothing)."""
     import shutil
 
+    from ..paths import install_folder
+
     try:
         import datasets
     except ImportError:
@@ -284,13 +286,7 @@ def write_hf_dataset(rows: list[dict], folder: str) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         datasets.Dataset.from_list(rows).save_to_disk(tmp)
-        old = None
-        if os.path.exists(folder):
-            old = f"{folder}.old-{os.getpid()}"
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        install_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from ..paths import install_folder
 from .model import KINDS, ModelError, RewardModel
 
 __all__ = ["FORMAT", "save_model", "load_model", "read_info", "list_models", "ModelFileError"]
@@ -85,15 +86,9 @@ def save_model(model: RewardModel, folder: str, *, data: dict | None = None, met
             np.savez(os.path.join(tmp, "embedding.npz"), mean=model.emb_mean, axes=model.emb_axes)
         with open(os.path.join(tmp, "model.json"), "w", encoding="utf-8") as fh:
             json.dump(_clean(info), fh, indent=1, ensure_ascii=False)
-        old = None
-        if os.path.exists(folder):
-            if not os.path.isfile(os.path.join(folder, "model.json")) and os.listdir(folder):
-                raise ModelFileError(f"{folder} exists and is not a reward model folder; choose another name")
-            old = f"{folder}.old-{os.getpid()}"
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(folder) and not os.path.isfile(os.path.join(folder, "model.json")) and os.listdir(folder):
+            raise ModelFileError(f"{folder} exists and is not a reward model folder; choose another name")
+        install_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
