@@ -143,6 +143,9 @@ def cmd_dpo_run(args) -> int:
     spec = _spec(args.spec)
     if args.out:
         spec.output_dir = os.path.abspath(args.out)
+        spec.name = os.path.basename(os.path.normpath(spec.output_dir)) or spec.name
+    if args.pairs:
+        spec.pairs = os.path.abspath(args.pairs)
     return _start(spec, args, resume=False)
 
 
@@ -285,6 +288,7 @@ def register(sub) -> None:
                                   "through accelerate launch, or on Slurm. Prints the job folder.")
     r.add_argument("spec", metavar="SPEC", help="the job's TOML spec")
     r.add_argument("--out", metavar="DIR", help="the job folder (instead of the spec's output_dir)")
+    r.add_argument("--pairs", metavar="FILE", help="the pairs file (instead of the spec's pairs)")
     r.add_argument("--wait", action="store_true", help="follow the job until it ends (exit 1 unless it finished)")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_dpo_run)

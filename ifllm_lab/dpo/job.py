@@ -16,7 +16,7 @@ A job is one folder (the spec's ``output_dir``)::
 The spec::
 
     name = "smollm2-rdpo"
-    base_model = "/path/to/model.gguf"   # a model folder, a .gguf file, or a hub name
+    base_model = "bundled"              # the app's SmolLM2 GGUF, a model folder, a .gguf file, a hub name
     pairs = "pairs.jsonl"                # from `ifllm-lab dpo export`
     output_dir = "jobs/smollm2-rdpo"
     loss = "robust+sft"                  # sigmoid | robust | robust+sft
@@ -67,6 +67,7 @@ __all__ = ["JobSpec", "Lora", "Accelerate", "Slurm", "SpecError", "LOSSES", "RUN
            "spec_from_dict", "write_spec", "trl_config", "accelerate_command", "slurm_script", "worker_command",
            "SPEC_FILE", "METRICS_FILE", "read_metrics", "base_kind"]
 
+BUNDLED = "bundled"  #: base_model value naming the app's own small model (SmolLM2-135M-Instruct GGUF)
 SPEC_FILE = "job.toml"
 METRICS_FILE = "metrics.jsonl"
 HELDOUT_FILE = "heldout.jsonl"  # the pairs kept out of training, for the evaluation
@@ -272,6 +273,10 @@ def spec_from_dict(d: dict, base_dir: str = ".") -> JobSpec:
                 kw[key] = float(v)
     for key in ("pairs", "output_dir") + (("reward_model",) if kw.get("reward_model") else ()):
         kw[key] = os.path.normpath(os.path.join(base_dir, os.path.expanduser(kw[key])))
+    if kw["base_model"] == BUNDLED:
+        from ..llm.llama import default_model_path
+
+        kw["base_model"] = str(default_model_path())
     here = os.path.normpath(os.path.join(base_dir, os.path.expanduser(kw["base_model"])))
     if os.path.exists(here) or base_kind(kw["base_model"]) != "hub":
         kw["base_model"] = here

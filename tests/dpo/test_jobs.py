@@ -307,3 +307,17 @@ def test_the_tuned_model_exports_to_gguf_and_the_study_backend_chats_with_it(lor
         b.close()
     assert r.finish_reason in ("stop", "length"), (r.error, r.error_detail)
     assert r.model == "tuned.gguf" or "tuned" in r.model
+
+
+def test_the_example_spec_runs_as_shipped(pairs_file, capsys):
+    from ifllm_lab.llm.llama import default_model_path
+
+    from tests.support.repo import REPO
+
+    path = REPO / "examples" / "dpo" / "smollm2-rdpo.toml"
+    spec = load_spec(str(path))
+    assert spec.base_model == str(default_model_path()) and spec.loss == "robust+sft" and spec.lora.enabled
+    spec.pairs = str(pairs_file)  # what `dpo run ... --pairs FILE` does
+    spec.check()
+    assert main(["dpo", "script", str(path)]) == 0
+    assert "-m ifllm_lab.dpo.worker" in capsys.readouterr().out
