@@ -157,21 +157,23 @@ def test_broken_and_interrupted_files_in_the_table(make_wb, qtbot, mixed_folder,
 
 
 def test_replays_open_in_tabs(make_wb, qtbot, mixed_folder, tmp_path):
+    from ifllm_lab.ui.workbench.window import FIXED_TABS
+
     wb = make_wb(mixed_folder)
     _scanned(qtbot, wb)
     good = str(mixed_folder / "pilot" / "P-GOOD.h5")
     assert wb.sessions.select_path(good)
     wb.sessions.actions["replay"].trigger()
-    assert wb.tabs.count() == 4 and wb.tabs.currentWidget().property("session_path") == good
+    assert wb.tabs.count() == FIXED_TABS + 1 and wb.tabs.currentWidget().property("session_path") == good
     view = wb.tabs.currentWidget()
     wb.sessions.open_replay.emit(good)  # the same session again: its tab, not a second one
-    assert wb.tabs.count() == 4 and wb.tabs.currentWidget() is view
+    assert wb.tabs.count() == FIXED_TABS + 1 and wb.tabs.currentWidget() is view
     qtbot.wait(300)
     _shoot(wb, "replay", tmp_path)
-    wb.close_tab(3)
-    assert wb.tabs.count() == 3
-    wb.close_tab(0)  # the fixed tabs (sessions, studies, reward models) stay
-    assert wb.tabs.count() == 3
+    wb.close_tab(FIXED_TABS)
+    assert wb.tabs.count() == FIXED_TABS
+    wb.close_tab(0)  # the fixed tabs (sessions, studies, reward models, DPO jobs) stay
+    assert wb.tabs.count() == FIXED_TABS
 
 
 def test_studies_show_problems_and_run_study_starts_the_app(make_wb, qtbot, tmp_path, face_video):  # noqa: F811

@@ -16,12 +16,13 @@ from PySide6.QtWidgets import (
 from ... import __version__
 from ...jobs import Job
 from ..jobs import JobRunner
+from .dpo import DpoPanel
 from .reward import RewardPanel
 from .sessions import SessionsPanel
 from .studies import StudiesPanel
 
 RECENT_KEPT = 8
-FIXED_TABS = 3  # Sessions, Studies, Reward models: the replays' tabs come after them
+FIXED_TABS = 4  # Sessions, Studies, Reward models, DPO jobs: the replays' tabs come after them
 
 
 def default_data_folder() -> str:
@@ -68,9 +69,12 @@ class Workbench(QMainWindow):
         self.sessions = SessionsPanel(self.run_job, cache_dir=cache_dir, parent=self)
         self.studies = StudiesPanel(self)
         self.reward = RewardPanel(self.run_job, self.sessions, tabs=self.tabs, cache_dir=cache_dir, parent=self)
+        self.dpo = DpoPanel(self.run_job, self.sessions, cache_dir=cache_dir, parent=self)
         self.tabs.addTab(self.sessions, "Sessions")
         self.tabs.addTab(self.studies, "Studies")
         self.tabs.addTab(self.reward, "Reward models")
+        self.tabs.addTab(self.dpo, "DPO jobs")
+        self.reward.trained.connect(lambda _path: self.dpo.refresh_models())
         for i in range(FIXED_TABS):  # the panels stay
             self.tabs.tabBar().setTabButton(i, self.tabs.tabBar().ButtonPosition.RightSide, None)
         self.setCentralWidget(self.tabs)
@@ -353,7 +357,7 @@ class Workbench(QMainWindow):
         else:
             self.resize(1400, 900)
         for key, splitter in (("sessions_splitter", self.sessions.splitter),
-                              ("studies_splitter", self.studies.splitter)):
+                              ("studies_splitter", self.studies.splitter), ("dpo_splitter", self.dpo.splitter)):
             state = self.settings.value(key)
             if isinstance(state, QByteArray) and not state.isEmpty():
                 splitter.restoreState(state)
@@ -366,6 +370,7 @@ class Workbench(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("sessions_splitter", self.sessions.splitter.saveState())
         self.settings.setValue("studies_splitter", self.studies.splitter.saveState())
+        self.settings.setValue("dpo_splitter", self.dpo.splitter.saveState())
         self.settings.setValue("sessions_header", self.sessions.table.horizontalHeader().saveState())
         self.settings.sync()
 
