@@ -56,6 +56,9 @@ def fail_with(ctx, text):
 
 def exit_abruptly(ctx, code):
     ctx.progress(0.3, "about to go")
+    # a progress report right after the job started is held back for up to
+    # MIN_WRITE_INTERVAL_S (status.json is throttled); the process goes once it is out
+    time.sleep(2 * MIN_WRITE_INTERVAL_S)
     os._exit(code)
 
 
