@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"ifllm-lab {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="print progress and warnings of every component")
+    p.add_argument("--self-test", action="store_true",
+                   help="check this installation offscreen (face model, LLM, session file, replay, export, "
+                        "workbench) and exit: 0 when all passed, 1 naming the first failing check")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(sub)
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     # components log details; a command already reports what matters in one line
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.self_test:
+        from ..ui.selftest import run_self_test
+
+        return run_self_test()
     if not getattr(args, "func", None):  # no command: the researcher's workbench
         args.func, args.command = windows.cmd_lab, "lab"
     try:

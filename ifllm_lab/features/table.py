@@ -40,13 +40,22 @@ def rows_to_table(rows: Iterable[dict], level: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise OSError("Parquet needs pyarrow, which this installation does not have (the standalone bundle "
+                      "leaves it out): write a .csv table instead") from None
+    return pa, pq
+
+
 def write_table(table: dict[str, np.ndarray], path: str) -> str:
     """Write ``table`` to ``path``: Parquet for ``.parquet``, else CSV (empty cell for NaN)."""
     tmp = f"{path}.partial"
     try:
         if path.lower().endswith(".parquet"):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            pa, pq = _pyarrow()
 
             cols = {k: (pa.array(v.tolist(), type=pa.string()) if v.dtype == object else pa.array(v))
                     for k, v in table.items()}
@@ -78,8 +87,7 @@ def _cell(v) -> str:
 def read_table(path: str) -> dict[str, np.ndarray]:
     """A table written by :func:`write_table` (features as float64, NaN for empty)."""
     if path.lower().endswith(".parquet"):
-        import pyarrow.parquet as pq
-
+        _pa, pq = _pyarrow()
         t = pq.read_table(path)
         return {k: (np.array(t[k].to_pylist(), dtype=object) if str(t[k].type) == "string"
                     else t[k].to_numpy(zero_copy_only=False)) for k in t.column_names}
