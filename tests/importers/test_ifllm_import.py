@@ -107,7 +107,7 @@ def test_turns_match_query_table(imported, release_root):
             q = by_id[json.loads(row["settings"])["source_query_id"]]
             assert row["prompt"] == q["user_query"]
             assert row["response_1"] == q["llm_response_1"] and row["response_2"] == q["llm_response_2"]
-            assert row["model_1"] == q["llm_name_1"]
+            assert row["model_1"] == "".join(q["llm_name_1"].split())  # line breaks inside a name removed
             assert row["likert_1"] == (int(float(q["likert_1"])) if q["likert_1"] else -1)
             if q["llm_response_2"]:
                 assert row["mode"] == 1
@@ -161,6 +161,18 @@ def test_relative_rows_keep_text_and_char_index(imported, release_root):
 
 def _small_release(release_root: Path, dest: Path, worker: str, task: str) -> Path:
     return release_piece(release_root, dest, [worker], [task])
+
+
+def test_a_model_name_broken_across_lines_is_mended_and_reported(release_root, tmp_path):
+    # the release's one such row: query 456 names "deepseek-ai/\r\nDeepSeek-V3"
+    root = _small_release(release_root, tmp_path / "src", "worker_998a6ee4", "87")
+    report = import_release(str(root), str(tmp_path / "out"), jobs=1)
+    notes = [p.reason for p in report.all_problems() if "line breaks" in p.reason]
+    assert notes == ["query 456: llm_name_2 'deepseek-ai/\\r\\nDeepSeek-V3' had line breaks; stored as "
+                     "'deepseek-ai/DeepSeek-V3'"]
+    with SessionReader(report.sessions[0].path) as r:
+        names = set(r["turns"].read()["model_2"]) | set(r["turns"].read()["model_1"])
+    assert "deepseek-ai/DeepSeek-V3" in names and not any("\n" in n for n in names)
 
 
 def test_malformed_rows_are_reported_and_do_not_stop_the_import(release_root, tmp_path):

@@ -445,6 +445,14 @@ def import_task(root: str, worker: str, task: str, queries: list[dict], task_row
                                        f"{'pairwise' if pairwise else 'pointwise'} code; stored as none", ""))
             pref = -1 if pref is None else pref
             vs_prev = -1 if vs_prev is None else vs_prev
+        names = []
+        for key in ("llm_name_1", "llm_name_2"):  # a model name is one word: line breaks in it are damage
+            name = "".join(row[key].split()) if any(c in row[key] for c in "\r\n") else row[key].strip()
+            if name != row[key]:
+                problems.append(RowProblem("query_logs_table.csv", 0,
+                                           f"query {row['query_ID']}: {key} {row[key]!r} had line breaks; stored "
+                                           f"as {name!r}", ""))
+            names.append(name)
         likert = []
         for key in ("likert_1", "likert_2"):
             v = _float_or_none(row[key])
@@ -459,8 +467,8 @@ def import_task(root: str, worker: str, task: str, queries: list[dict], task_row
         }
         for key, value in (("t", qt_list[i]), ("turn", i), ("mode", int(TurnMode.PAIRWISE if pairwise else TurnMode.POINTWISE)),
                            ("prompt", row["user_query"]), ("response_1", row["llm_response_1"]),
-                           ("response_2", row["llm_response_2"]), ("model_1", row["llm_name_1"]),
-                           ("model_2", row["llm_name_2"]), ("likert_1", likert[0]), ("likert_2", likert[1]),
+                           ("response_2", row["llm_response_2"]), ("model_1", names[0]),
+                           ("model_2", names[1]), ("likert_1", likert[0]), ("likert_2", likert[1]),
                            ("preference", pref), ("vs_previous", vs_prev), ("swapped", 0 if pairwise else -1),
                            ("t_end", t_end), ("settings", json.dumps(settings, ensure_ascii=False))):
             turn_rows[key].append(value)
