@@ -17,20 +17,18 @@ Run from the repository root: ``python tools/screenshots_dpo.py [--out docs]``
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import socket
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.workbench_shots import finish, grab, open_workbench, parser, run  # noqa: E402
 
 STUDY = "pilot-dpo"
 STEPS = 60
@@ -152,31 +150,6 @@ def eval_json(judge: str) -> dict:
 
 
 # -- the window ------------------------------------------------------------------------------------------
-def wait(app, until, timeout_s: float) -> None:
-    end = time.monotonic() + timeout_s
-    while not until():
-        if time.monotonic() > end:
-            raise TimeoutError("timed out")
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def grab(app, wb, size: tuple[int, int], path: Path) -> None:
-    wait(app, lambda: not any(r.running for r, _shown in wb.runners), 120)
-    wb.resize(*size)
-    for _ in range(8):
-        app.processEvents()
-        time.sleep(0.02)
-    wb.repaint()
-    app.processEvents()
-    img = wb.grab()
-    if (img.width(), img.height()) != size:
-        raise SystemExit(f"{path.name}: the window is {img.width()} x {img.height()}, not {size[0]} x {size[1]}")
-    if not img.save(str(path)):
-        raise OSError(f"{path} could not be written")
-    print(path)
-
-
 def train_reward_models(data: Path, cache: Path) -> tuple[str, str]:
     """A text model (the judge) and an implicit one (labels), as the Reward models tab saves them."""
     from ifllm_lab.jobs import Job
@@ -196,31 +169,16 @@ def train_reward_models(data: Path, cache: Path) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "docs"), help="folder for the PNGs (default docs/)")
+    ap = parser(__doc__)
     ap.add_argument("--extra-views", metavar="DIR", help="also save the evaluation, log, run and missing-extra views")
     ap.add_argument("--participants", type=int, default=8)
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="ifllm-dpo-shots-"))
-    try:
-        return shoot(args, out, tmp)
-    finally:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    return run(shoot, ap.parse_args(argv), prefix="ifllm-dpo-shots-")
 
 
 def shoot(args, out: Path, tmp: Path) -> int:
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
     from ifllm_lab.dpo.pairs import make_pairs
     from ifllm_lab.llm.llama import default_model_path
     from ifllm_lab.synthetic.session import make_study_session
-    from ifllm_lab.ui.style import apply_dark_palette
-    from ifllm_lab.ui.workbench import Workbench
 
     data = tmp / "lab-data"
     (data / STUDY).mkdir(parents=True)
@@ -249,24 +207,13 @@ def shoot(args, out: Path, tmp: Path) -> int:
     os.utime(done / "job.toml", (time.time() - 5700, time.time() - 5700))
     os.utime(cancelled / "job.toml", (time.time() - 3600, time.time() - 3600))
 
-    app = QApplication.instance() or QApplication(["ifllm-lab"])
-    apply_dark_palette(app)
-    settings = QSettings(str(tmp / "wb.ini"), QSettings.Format.IniFormat)
-    wb = Workbench(str(data), settings=settings, cache_dir=str(tmp / "cache"))
-    wb.resize(1920, 1080)
-    wb.show()
-    wait(app, lambda: wb.sessions.scans >= 1, 120)
+    app, wb = open_workbench(data, tmp)
     panel = wb.dpo
     wb.tabs.setCurrentWidget(panel)
     panel.labels_box.setCurrentIndex(panel.labels_box.findData("agree"))
     panel.label_model.setCurrentIndex(panel.label_model.findData(labeller))
     panel.min_conf.setValue(0.6)
-    runner = panel.preview()
-    if runner is None:
-        raise SystemExit(f"no preview: {panel.preview_label.text()}")
-    wait(app, lambda: not runner.running, 300)
-    if runner.state != "done":
-        raise SystemExit(f"preview {runner.state}: {panel.preview_label.text()}")
+    finish(app, panel.preview(), "preview", panel.preview_label.text, 300)
     panel.name_edit.setText("smollm2-rdpo-fill")
     panel.select_jobs([str(running)])
     grab(app, wb, (1024, 640), out / "workbench-dpo-1024.png")

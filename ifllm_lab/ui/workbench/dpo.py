@@ -37,10 +37,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QFont, QGuiApplication
 from PySide6.QtWidgets import (
-    QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
-    QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QMessageBox, QPlainTextEdit,
-    QProgressBar, QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSpinBox, QSplitter, QStackedWidget,
-    QTabWidget, QTextBrowser, QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
+    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QMessageBox, QPlainTextEdit, QProgressBar, QSizePolicy,
+    QSpinBox, QSplitter, QStackedWidget, QTabWidget, QTextBrowser, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ...dpo import job as dpo_job
@@ -48,6 +47,7 @@ from ...dpo.job import LOSSES, PRECISIONS, RUNS, Accelerate, JobSpec, Lora, Slur
 from ...dpo.pairs import LABELS, REASONS, SOURCES
 from ...jobs import Job
 from .. import style
+from .forms import SessionChoice, beside, form_scroll, message_label, push_button, registry_combo, show_message
 from .reward import MODELS_FOLDER, _ci, _item, _mono, _ok, _pct, _Plot, _table
 
 __all__ = ["DpoPanel", "JOBS_FOLDER", "PAIRS_FILE", "missing_extra", "default_base_model", "smooth", "seconds_left",
@@ -389,7 +389,17 @@ class _Job:
         return self._pairs[1]
 
 
-# -- plots ------------------------------------------------------------------------------------------------
+# -- widgets ----------------------------------------------------------------------------------------------
+def _title(text: str, parent) -> QLabel:
+    """The title of one side of the tab (bold)."""
+    label = QLabel(text, parent)
+    f = QFont(style.FONT_FAMILY)
+    f.setPixelSize(14)
+    f.setBold(True)
+    label.setFont(f)
+    return label
+
+
 def _curve_plot(parent, ylabel: str) -> _Plot:
     p = _Plot(parent)
     p.label("bottom", "step")
@@ -397,6 +407,20 @@ def _curve_plot(parent, ylabel: str) -> _Plot:
     p.setMinimumSize(120, 140)
     p.plotItem.showGrid(x=True, y=True, alpha=0.12)
     return p
+
+
+def _curve_row(parent, name: str) -> tuple[dict[str, _Plot], QHBoxLayout]:
+    """A plot per curve of ``CURVES`` (by its metrics key; named ``dpo_<name>_<metric>``) and
+    the row that holds them side by side."""
+    plots: dict[str, _Plot] = {}
+    row = QHBoxLayout()
+    row.setSpacing(6)
+    for key, label, _colour in CURVES:
+        p = _curve_plot(parent, label)
+        p.setObjectName(f"dpo_{name}_{key.split('/')[-1]}")
+        plots[key] = p
+        row.addWidget(p, 1)
+    return plots, row
 
 
 def _draw_curves(plot: _Plot, key: str, series: list[tuple[str, str, np.ndarray, np.ndarray]], smoothing: float,
@@ -457,7 +481,6 @@ class DpoPanel(QWidget):
         self.cache_dir = cache_dir
         self.missing: list[str] = list(missing_extra() if missing is None else missing)
         self.cancel_grace_s = CANCEL_GRACE_S
-        self.sources: list[str] = []
         self.preview_runner = None
         self.launch_runner = None
         self.preview_report = None
@@ -473,27 +496,15 @@ class DpoPanel(QWidget):
 
         left = self._build_form()
         right = self._build_jobs()
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.setObjectName("dpo_splitter")
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 0)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setCollapsible(0, False)
-        self.splitter.setCollapsible(1, False)
-        self.splitter.setSizes([self._form_width, 1200])
-        box = QVBoxLayout(self)
-        box.addWidget(self.splitter, 1)
+        self.splitter = beside(self, left, right, name="dpo_splitter", form_width=self._form_width)
 
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
 
         sessions.folder_changed.connect(lambda _f: self._folder_changed())
-        sessions.scanned.connect(self._update_data)
-        sessions.model.modelReset.connect(self._update_data)
-        sessions.table.selectionModel().selectionChanged.connect(lambda *_: self._update_data())
-        self._update_data()
+        self.choice.changed.connect(self._form_changed)
+        self.choice.refresh()
         self.refresh_models()
         self.refresh_jobs()
 
@@ -533,25 +544,12 @@ class DpoPanel(QWidget):
         return g
 
     def _build_form(self) -> QWidget:
-        dim = f"color: {_DIM};"
         # -- pairs
         pairs = QGroupBox("Preference pairs", self)
-        self.data_group = QButtonGroup(self)
-        self.use_selected = QRadioButton("Selected sessions", pairs)
-        self.use_all = QRadioButton("All sessions", pairs)
-        self.use_all.setChecked(True)
-        for i, b in enumerate((self.use_selected, self.use_all)):
-            self.data_group.addButton(b, i)
-        self.data_group.idToggled.connect(lambda _i, on: on and self._update_data())
-        self.data_label = QLabel("", pairs)
-        self.data_label.setObjectName("dpo_data_label")
-        self.data_label.setWordWrap(True)
-        self.data_label.setStyleSheet(dim)
-        self.labels_box = QComboBox(pairs)
-        self.labels_box.setObjectName("dpo_labels")
-        for name, what in LABELS.items():
-            self.labels_box.addItem(name, name)
-            self.labels_box.setItemData(self.labels_box.count() - 1, what, Qt.ItemDataRole.ToolTipRole)
+        self.choice = SessionChoice(self.sessions, name="dpo", parent=pairs)
+        c = self.choice  # its parts, as the panel's own
+        self.use_selected, self.use_all, self.data_label = c.use_selected, c.use_all, c.data_label
+        self.labels_box = registry_combo(pairs, "dpo_labels", LABELS)
         self.labels_box.currentIndexChanged.connect(lambda _i: self._form_changed())
         self.label_model = QComboBox(pairs)
         self.label_model.setObjectName("dpo_label_model")
@@ -568,19 +566,13 @@ class DpoPanel(QWidget):
         self.quality.setChecked(True)
         self.quality.setToolTip("participants whose own gaze data fails the quality rule give no pairs")
         self.quality.toggled.connect(lambda _on: self._form_changed())
-        self.preview_btn = QPushButton("Preview pairs", pairs)
-        self.preview_btn.setObjectName("dpo_preview")
-        self.preview_btn.clicked.connect(self.preview)
+        self.preview_btn = push_button(pairs, "Preview pairs", "dpo_preview", self.preview)
         self.preview_label = QLabel("", pairs)
         self.preview_label.setObjectName("dpo_preview_label")
         self.preview_label.setWordWrap(True)
         self.preview_label.setTextFormat(Qt.TextFormat.RichText)
         self.preview_label.setToolTip("<br>".join(f"<b>{html.escape(k)}</b>: {html.escape(v)}"
                                                   for k, v in REASONS.items()))
-        radios = QHBoxLayout()
-        radios.addWidget(self.use_selected)
-        radios.addWidget(self.use_all)
-        radios.addStretch(1)
         pform = QFormLayout()
         pform.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         pform.setVerticalSpacing(4)
@@ -589,8 +581,7 @@ class DpoPanel(QWidget):
         pform.addRow("Min. confidence", self.min_conf)
         pbox = QVBoxLayout(pairs)
         pbox.setSpacing(4)
-        pbox.addLayout(radios)
-        pbox.addWidget(self.data_label)
+        pbox.addWidget(self.choice)
         pbox.addLayout(pform)
         pbox.addWidget(self.quality)
         prow = QHBoxLayout()
@@ -622,11 +613,7 @@ class DpoPanel(QWidget):
         base_row.setSpacing(3)
         base_row.addWidget(self.base_edit, 1)
         base_row.addWidget(self.base_btn)
-        self.run_box = QComboBox(jobg)
-        self.run_box.setObjectName("dpo_run")
-        for name, what in RUNS.items():
-            self.run_box.addItem(name, name)
-            self.run_box.setItemData(self.run_box.count() - 1, what, Qt.ItemDataRole.ToolTipRole)
+        self.run_box = registry_combo(jobg, "dpo_run", RUNS)
         self.run_box.currentIndexChanged.connect(lambda _i: self._form_changed())
         self.procs = self._spin(1, 256, 1, name="processes", tip="accelerate: processes (GPUs) to train on")
         jform = QFormLayout()
@@ -664,11 +651,7 @@ class DpoPanel(QWidget):
 
         # -- training
         train = QGroupBox("Training", self)
-        self.loss_box = QComboBox(train)
-        self.loss_box.setObjectName("dpo_loss")
-        for name, what in LOSSES.items():
-            self.loss_box.addItem(name, name)
-            self.loss_box.setItemData(self.loss_box.count() - 1, what, Qt.ItemDataRole.ToolTipRole)
+        self.loss_box = registry_combo(train, "dpo_loss", LOSSES)
         self.loss_box.setCurrentIndex(self.loss_box.findData("robust+sft"))
         self.loss_box.currentIndexChanged.connect(lambda _i: self._form_changed())
         self.beta = self._spin(0.0, 100.0, 0.1, step=0.05, decimals=3, name="beta",
@@ -742,28 +725,13 @@ class DpoPanel(QWidget):
         for g in (pairs, jobg, train, evalg):
             col.addWidget(g)
         col.addStretch(1)
-        scroll = QScrollArea(self)
-        scroll.setObjectName("dpo_form")
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        scroll.setWidget(inner)
+        scroll = form_scroll(self, inner, name="dpo_form", sideways=True)
         self.form_scroll = scroll
 
         # -- launch: always in sight, under the form
-        self.launch_msg = QLabel("", self)
-        self.launch_msg.setObjectName("dpo_launch_msg")
-        self.launch_msg.setWordWrap(True)
-        self.launch_msg.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.launch_btn = QPushButton("Launch", self)
-        self.launch_btn.setObjectName("dpo_launch")
-        self.launch_btn.setDefault(True)
-        self.launch_btn.clicked.connect(self.launch)
-        self.extra_note = QLabel("", self)
-        self.extra_note.setObjectName("dpo_extra_note")
-        self.extra_note.setWordWrap(True)
-        self.extra_note.setTextFormat(Qt.TextFormat.RichText)
-        self.extra_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.launch_msg = message_label(self, "dpo_launch_msg")
+        self.launch_btn = push_button(self, "Launch", "dpo_launch", self.launch, default=True)
+        self.extra_note = message_label(self, "dpo_extra_note", rich=True)
         self.extra_note.setStyleSheet(f"QLabel {{ color: {style.TEXT.name()}; background: #4a3b22; "
                                       f"border: 1px solid {style.WARN.name()}; border-radius: 4px; padding: 5px; }}")
         self.launch_stack = QStackedWidget(self)
@@ -773,12 +741,7 @@ class DpoPanel(QWidget):
         left = QWidget(self)
         lbox = QVBoxLayout(left)
         lbox.setContentsMargins(0, 0, 0, 0)
-        title = QLabel("New job", left)
-        f = QFont(style.FONT_FAMILY)
-        f.setPixelSize(14)
-        f.setBold(True)
-        title.setFont(f)
-        lbox.addWidget(title)
+        lbox.addWidget(_title("New job", left))
         lbox.addWidget(scroll, 1)
         lbox.addWidget(self.launch_msg)
         lbox.addWidget(self.launch_stack)
@@ -804,16 +767,9 @@ class DpoPanel(QWidget):
         self.jobs_label.setStyleSheet(f"color: {_DIM};")
         self.jobs_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # a long path: cut
         self.jobs_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        refresh = QPushButton("Refresh", top)
-        refresh.setObjectName("dpo_refresh")
-        refresh.clicked.connect(self.refresh_jobs)
+        refresh = push_button(top, "Refresh", "dpo_refresh", self.refresh_jobs)
         head = QHBoxLayout()
-        title = QLabel("Jobs", top)
-        f = QFont(style.FONT_FAMILY)
-        f.setPixelSize(14)
-        f.setBold(True)
-        title.setFont(f)
-        head.addWidget(title)
+        head.addWidget(_title("Jobs", top))
         head.addWidget(self.jobs_label, 1)
         head.addWidget(refresh)
         self.jobs_table = _table(["Job", "State", "Step", "Loss", "Margin", "Accuracy", "Win rate", "Started"])
@@ -860,26 +816,14 @@ class DpoPanel(QWidget):
 
     def _build_job_page(self) -> QWidget:
         page = QWidget(self)
-        self.job_title = QLabel("", page)
-        self.job_title.setObjectName("dpo_job_title")
-        self.job_title.setTextFormat(Qt.TextFormat.RichText)
-        self.job_title.setWordWrap(True)
-        self.job_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.job_title = message_label(page, "dpo_job_title", rich=True)
         f = QFont(style.FONT_FAMILY)
         f.setPixelSize(15)
         self.job_title.setFont(f)
-        self.cancel_btn = QPushButton("Cancel", page)
-        self.cancel_btn.setObjectName("dpo_cancel")
-        self.cancel_btn.clicked.connect(self._cancel_clicked)
-        self.resume_btn = QPushButton("Resume", page)
-        self.resume_btn.setObjectName("dpo_resume")
-        self.resume_btn.clicked.connect(self.resume_selected)
-        self.eval_btn = QPushButton("Evaluate", page)
-        self.eval_btn.setObjectName("dpo_evaluate")
-        self.eval_btn.clicked.connect(self.evaluate_selected)
-        self.open_btn = QPushButton("Open folder", page)
-        self.open_btn.setObjectName("dpo_open")
-        self.open_btn.clicked.connect(self.open_selected)
+        self.cancel_btn = push_button(page, "Cancel", "dpo_cancel", self._cancel_clicked)
+        self.resume_btn = push_button(page, "Resume", "dpo_resume", self.resume_selected)
+        self.eval_btn = push_button(page, "Evaluate", "dpo_evaluate", self.evaluate_selected)
+        self.open_btn = push_button(page, "Open folder", "dpo_open", self.open_selected)
         head = QHBoxLayout()
         head.addWidget(self.job_title, 1)
         for b in (self.cancel_btn, self.resume_btn, self.eval_btn, self.open_btn):
@@ -900,11 +844,8 @@ class DpoPanel(QWidget):
         prow = QHBoxLayout()
         prow.addWidget(self.progress, 1)
         prow.addWidget(self.eta_label, 2)
-        self.job_message = QLabel("", page)
+        self.job_message = message_label(page, "dpo_job_message")
         self.job_message.setMinimumWidth(10)
-        self.job_message.setObjectName("dpo_job_message")
-        self.job_message.setWordWrap(True)
-        self.job_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.job_tabs = QTabWidget(page)
         self.job_tabs.setObjectName("dpo_job_tabs")
@@ -928,14 +869,7 @@ class DpoPanel(QWidget):
         crow.addWidget(QLabel("Smoothing", curves))
         crow.addWidget(self.smoothing_spin)
         crow.addWidget(note, 1)
-        self.plots: dict[str, _Plot] = {}
-        plots_row = QHBoxLayout()
-        plots_row.setSpacing(6)
-        for key, label, _colour in CURVES:
-            p = _curve_plot(curves, label)
-            p.setObjectName(f"dpo_plot_{key.split('/')[-1]}")
-            self.plots[key] = p
-            plots_row.addWidget(p, 1)
+        self.plots, plots_row = _curve_row(curves, "plot")
         cbox = QVBoxLayout(curves)
         cbox.setContentsMargins(0, 4, 0, 0)
         cbox.addLayout(crow)
@@ -973,9 +907,7 @@ class DpoPanel(QWidget):
         self.run_which.addItem("Slurm batch script", "slurm")
         self.run_which.addItem("accelerate launch command", "accelerate")
         self.run_which.currentIndexChanged.connect(lambda _i: self._show_run_text())
-        self.copy_btn = QPushButton("Copy", runw)
-        self.copy_btn.setObjectName("dpo_copy")
-        self.copy_btn.clicked.connect(self.copy_run_text)
+        self.copy_btn = push_button(runw, "Copy", "dpo_copy", self.copy_run_text)
         self.run_note = QLabel("", runw)
         self.run_note.setStyleSheet(f"color: {_DIM};")
         self.run_note.setWordWrap(True)
@@ -1010,11 +942,7 @@ class DpoPanel(QWidget):
         self.eval_judge.setObjectName("dpo_eval_judge")
         self.eval_judge.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.eval_judge.setToolTip("the text reward model that compares the tuned and the base model's answers")
-        self.eval_headline = QLabel("", w)
-        self.eval_headline.setObjectName("dpo_eval_headline")
-        self.eval_headline.setWordWrap(True)
-        self.eval_headline.setTextFormat(Qt.TextFormat.RichText)
-        self.eval_headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.eval_headline = message_label(w, "dpo_eval_headline", rich=True)
         jrow = QHBoxLayout()
         jrow.addWidget(QLabel("Judge", w))
         jrow.addWidget(self.eval_judge)
@@ -1054,15 +982,7 @@ class DpoPanel(QWidget):
         self.compare_title.setObjectName("dpo_compare_title")
         self.compare_title.setWordWrap(True)
         self.compare_title.setTextFormat(Qt.TextFormat.RichText)
-        self.compare_plots: dict[str, _Plot] = {}
-        self.compare_legend = None
-        row = QHBoxLayout()
-        row.setSpacing(6)
-        for key, label, _colour in CURVES:
-            p = _curve_plot(page, label)
-            p.setObjectName(f"dpo_compare_{key.split('/')[-1]}")
-            self.compare_plots[key] = p
-            row.addWidget(p, 1)
+        self.compare_plots, row = _curve_row(page, "compare")
         self.compare_legend = self.compare_plots["loss"].plotItem.addLegend(
             offset=(-6, 6), labelTextColor=style.TEXT, brush=pg.mkBrush(38, 38, 38, 210),
             pen=pg.mkPen(style.PANEL_EDGE), labelTextSize="9pt")
@@ -1091,34 +1011,18 @@ class DpoPanel(QWidget):
     def models_folder(self) -> str:
         return os.path.join(self.sessions.folder, MODELS_FOLDER) if self.sessions.folder else ""
 
+    @property
+    def sources(self) -> list[str]:
+        """The paths of the sessions the pairs are made from."""
+        return self.choice.sources
+
     def _folder_changed(self) -> None:
         self.preview_report = None
         self._preview_key = None
         self.preview_label.clear()
-        self._update_data()
+        self.choice.refresh()
         self.refresh_models()
         self.refresh_jobs()
-
-    def _update_data(self) -> None:
-        readable = [r for r in self.sessions.model.rows() if r.state != "unreadable"]
-        selected = [r for r in self.sessions.selected_rows() if r.state != "unreadable"]
-        rows = selected if self.use_selected.isChecked() else readable
-        rows = sorted(rows, key=lambda r: r.path)
-        self.sources = [r.path for r in rows]
-        self.use_selected.setText(f"Selected sessions ({len(selected)})")
-        self.use_all.setText(f"All sessions ({len(readable)})")
-        people = {r.participant or r.path for r in rows}
-        if not self.sessions.folder:
-            text = "No data folder."
-        elif not rows:
-            text = ("No session selected: select sessions in the Sessions tab." if self.use_selected.isChecked()
-                    else "No sessions in the data folder.")
-        else:
-            rated = sum(r.turns_rated for r in rows)
-            text = (f"{len(rows)} session{'s' if len(rows) != 1 else ''}, {len(people)} "
-                    f"participant{'s' if len(people) != 1 else ''}, {rated} rated questions")
-        self.data_label.setText(text)
-        self._form_changed()
 
     def refresh_models(self) -> None:
         """List the data folder's reward models: pairwise ones label pairs, pairwise ones on
@@ -1268,9 +1172,7 @@ class DpoPanel(QWidget):
         self._update_launch()
 
     def _say(self, text: str, *, bad: bool = False, good: bool = False) -> None:
-        colour = style.BAD if bad else (style.GOOD if good else style.TEXT_DIM)
-        self.launch_msg.setStyleSheet(f"color: {colour.name()};")
-        self.launch_msg.setText(text)
+        show_message(self.launch_msg, text, bad=bad, good=good)
         self.launch_msg.setVisible(bool(text))
 
     def _not_ready(self) -> str:
@@ -1329,7 +1231,7 @@ class DpoPanel(QWidget):
         is nothing to make them from)."""
         if self.busy:
             return None
-        self._update_data()
+        self.choice.refresh()
         if not self.preview_btn.isEnabled():
             self.preview_label.setText(f"<span style='color:{style.BAD.name()}'>"
                                        f"{html.escape(self.preview_btn.toolTip())}</span>")

@@ -20,15 +20,15 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QRectF, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QDesktopServices, QFont, QFontMetrics
 from PySide6.QtWidgets import (
-    QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox,
-    QHBoxLayout, QHeaderView, QLabel, QMenu, QMessageBox, QPlainTextEdit, QPushButton, QRadioButton, QScrollArea,
-    QSizePolicy, QSpinBox, QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem, QTabWidget, QTextBrowser,
-    QToolTip, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+    QMenu, QMessageBox, QPlainTextEdit, QScrollArea, QSizePolicy, QSpinBox, QSplitter, QStackedWidget, QTableWidget,
+    QTableWidgetItem, QTabWidget, QTextBrowser, QToolTip, QVBoxLayout, QWidget,
 )
 
 from ...jobs import Job
 from ...reward.model import KINDS, SETS, TASKS
 from .. import style
+from .forms import SessionChoice, beside, form_scroll, message_label, push_button, registry_combo, show_message
 
 __all__ = ["RewardPanel", "MODELS_FOLDER", "headline", "accuracy_rows"]
 
@@ -303,7 +303,6 @@ class RewardPanel(QWidget):
         self.sessions = sessions
         self.tabs = tabs
         self.cache_dir = cache_dir
-        self.sources: list[str] = []
         self.train_runner = None
         self.apply_runner = None
         self.last_report = None
@@ -315,65 +314,31 @@ class RewardPanel(QWidget):
 
         left = self._build_settings()
         right = self._build_results()
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.setObjectName("reward_splitter")
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 0)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setCollapsible(0, False)
-        self.splitter.setCollapsible(1, False)
-        self.splitter.setSizes([left.minimumWidth(), 1200])
-        box = QVBoxLayout(self)
-        box.addWidget(self.splitter, 1)
+        self.splitter = beside(self, left, right, name="reward_splitter", form_width=left.minimumWidth())
 
-        sessions.folder_changed.connect(lambda _f: self._folder_changed())
-        sessions.scanned.connect(self._sessions_changed)
-        sessions.table.selectionModel().selectionChanged.connect(lambda *_: self._update_data())
-        sessions.model.modelReset.connect(self._sessions_changed)
+        sessions.folder_changed.connect(lambda _f: self.refresh_models())
         if tabs is not None:
             tabs.currentChanged.connect(self._tab_changed)
-        self._sessions_changed()
+        self.choice.changed.connect(self._update_train)
+        self.choice.refresh()
         self.refresh_models()
 
     # -- building ------------------------------------------------------------------------------
     def _build_settings(self) -> QWidget:
         # data
         data = QGroupBox("Data", self)
-        self.data_group = QButtonGroup(self)
-        self.use_selected = QRadioButton("Selected sessions", data)
-        self.use_all = QRadioButton("All sessions in the data folder", data)
-        self.use_study = QRadioButton("Sessions of study:", data)
-        for i, b in enumerate((self.use_selected, self.use_all, self.use_study)):
-            self.data_group.addButton(b, i)
-        self.use_all.setChecked(True)
-        self.data_group.idToggled.connect(lambda _i, on: on and self._update_data())
-        self.study_box = QComboBox(data)
-        self.study_box.setObjectName("reward_study")
-        self.study_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.study_box.setMinimumContentsLength(10)
-        self.study_box.currentIndexChanged.connect(lambda _i: self._study_chosen())
-        self.data_label = QLabel("", data)
-        self.data_label.setObjectName("reward_data_label")
-        self.data_label.setWordWrap(True)
-        self.data_label.setStyleSheet(f"color: {style.TEXT_DIM.name()};")
-        study_row = QHBoxLayout()
-        study_row.addWidget(self.use_study)
-        study_row.addWidget(self.study_box, 1)
-        dbox = QVBoxLayout(data)
-        dbox.setSpacing(3)
-        dbox.addWidget(self.use_selected)
-        dbox.addWidget(self.use_all)
-        dbox.addLayout(study_row)
-        dbox.addWidget(self.data_label)
+        self.choice = SessionChoice(self.sessions, name="reward", all_text="All sessions in the data folder",
+                                    empty="No sessions to train on.", studies=True, stacked=True, spacing=3,
+                                    parent=data)
+        c = self.choice  # its parts, as the panel's own
+        self.use_selected, self.use_all, self.use_study, self.study_box = (c.use_selected, c.use_all, c.use_study,
+                                                                           c.study_box)
+        self.data_label = c.data_label
+        QVBoxLayout(data).addWidget(self.choice)
 
         # models
         model = QGroupBox("Models", self)
-        self.task_box = QComboBox(model)
-        self.task_box.setObjectName("reward_task")
-        for name, what in TASKS.items():
-            self.task_box.addItem(name, name)
-            self.task_box.setItemData(self.task_box.count() - 1, what, Qt.ItemDataRole.ToolTipRole)
+        self.task_box = registry_combo(model, "reward_task", TASKS)
         self.task_box.currentIndexChanged.connect(lambda _i: self.task_box.setToolTip(
             TASKS.get(self.task_box.currentData(), "")))
         self.task_box.setToolTip(TASKS.get(self.task_box.currentData(), ""))
@@ -409,14 +374,8 @@ class RewardPanel(QWidget):
         form.addRow(self.quality)
         form.addRow(self.embeddings)
 
-        self.train_btn = QPushButton("Train", self)
-        self.train_btn.setObjectName("reward_train")
-        self.train_btn.setDefault(True)
-        self.train_btn.clicked.connect(self.train)
-        self.status = QLabel("", self)
-        self.status.setObjectName("reward_status")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.train_btn = push_button(self, "Train", "reward_train", self.train, default=True)
+        self.status = message_label(self, "reward_status")
         self.log = QPlainTextEdit(self)
         self.log.setObjectName("reward_log")
         self.log.setReadOnly(True)
@@ -436,12 +395,7 @@ class RewardPanel(QWidget):
         log_title.setStyleSheet(f"color: {style.TEXT_DIM.name()};")
         col.addWidget(log_title)
         col.addWidget(self.log, 1)
-        scroll = QScrollArea(self)
-        scroll.setObjectName("reward_settings")
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(inner)
+        scroll = form_scroll(self, inner, name="reward_settings", sideways=False)
         scroll.setMinimumWidth(inner.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.settings_scroll = scroll
         return scroll
@@ -576,15 +530,9 @@ class RewardPanel(QWidget):
         self.models_label.setStyleSheet(f"color: {style.TEXT_DIM.name()};")
         self.models_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.models_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # a long path: cut
-        self.show_btn = QPushButton("Show results", saved)
-        self.show_btn.setObjectName("reward_show")
-        self.show_btn.clicked.connect(self.show_selected)
-        self.apply_btn = QPushButton("Apply to open replay", saved)
-        self.apply_btn.setObjectName("reward_apply")
-        self.apply_btn.clicked.connect(self.apply_selected)
-        self.delete_btn = QPushButton("Delete…", saved)
-        self.delete_btn.setObjectName("reward_delete")
-        self.delete_btn.clicked.connect(self.delete_selected)
+        self.show_btn = push_button(saved, "Show results", "reward_show", self.show_selected)
+        self.apply_btn = push_button(saved, "Apply to open replay", "reward_apply", self.apply_selected)
+        self.delete_btn = push_button(saved, "Delete…", "reward_delete", self.delete_selected)
         self.reveal_act = QAction("Show in folder", self)
         self.reveal_act.triggered.connect(self._reveal_selected)
         self.models_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -624,62 +572,14 @@ class RewardPanel(QWidget):
     def models_folder(self) -> str:
         return os.path.join(self.sessions.folder, MODELS_FOLDER) if self.sessions.folder else ""
 
-    def _folder_changed(self) -> None:
-        self._sessions_changed()
-        self.refresh_models()
-
-    def _readable_rows(self) -> list:
-        return [r for r in self.sessions.model.rows() if r.state != "unreadable"]
-
-    def _sessions_changed(self) -> None:
-        studies = sorted({r.study for r in self._readable_rows() if r.study})
-        current = self.study_box.currentData()
-        self.study_box.blockSignals(True)
-        self.study_box.clear()
-        for s in studies:
-            self.study_box.addItem(s, s)
-        if current in studies:
-            self.study_box.setCurrentIndex(studies.index(current))
-        self.study_box.blockSignals(False)
-        self.study_box.setEnabled(bool(studies))
-        self.use_study.setEnabled(bool(studies))
-        if not studies and self.use_study.isChecked():
-            self.use_all.setChecked(True)
-        self._update_data()
-
-    def _study_chosen(self) -> None:
-        if self.study_box.count():
-            self.use_study.setChecked(True)
-        self._update_data()
+    @property
+    def sources(self) -> list[str]:
+        """The paths of the sessions the Data choice stands for."""
+        return self.choice.sources
 
     def chosen_rows(self) -> list:
         """The session rows the Data choice stands for (unreadable files left out)."""
-        if self.use_selected.isChecked():
-            rows = [r for r in self.sessions.selected_rows() if r.state != "unreadable"]
-        elif self.use_study.isChecked():
-            study = self.study_box.currentData()
-            rows = [r for r in self._readable_rows() if study and r.study == study]
-        else:
-            rows = self._readable_rows()
-        return sorted(rows, key=lambda r: r.path)
-
-    def _update_data(self) -> None:
-        rows = self.chosen_rows()
-        self.sources = [r.path for r in rows]
-        n_sel = len([r for r in self.sessions.selected_rows() if r.state != "unreadable"])
-        self.use_selected.setText(f"Selected sessions ({n_sel})")
-        people = {r.participant or r.path for r in rows}
-        if not self.sessions.folder:
-            text = "No data folder."
-        elif not rows:
-            text = ("No session selected: select sessions in the Sessions tab." if self.use_selected.isChecked()
-                    else "No sessions to train on.")
-        else:
-            rated = sum(r.turns_rated for r in rows)
-            text = (f"{len(rows)} session{'s' if len(rows) != 1 else ''}, {len(people)} "
-                    f"participant{'s' if len(people) != 1 else ''}, {rated} rated questions")
-        self.data_label.setText(text)
-        self._update_train()
+        return self.choice.chosen_rows()
 
     def _check_grid(self, parent, prefix: str, items: dict[str, str], checked) -> tuple[QGridLayout,
                                                                                        dict[str, QCheckBox]]:
@@ -740,7 +640,7 @@ class RewardPanel(QWidget):
 
         if self.busy:
             return None
-        self._update_data()
+        self.choice.refresh()
         if not self.sources:
             self._say(self.data_label.text(), bad=True)
             return None
@@ -777,9 +677,7 @@ class RewardPanel(QWidget):
         self.log.appendPlainText(line if len(line) <= LOG_LINE_CHARS else line[:LOG_LINE_CHARS - 1] + "\u2026")
 
     def _say(self, text: str, *, bad: bool = False, good: bool = False) -> None:
-        colour = style.BAD if bad else (style.GOOD if good else style.TEXT_DIM)
-        self.status.setStyleSheet(f"color: {colour.name()};")
-        self.status.setText(text)
+        show_message(self.status, text, bad=bad, good=good)
 
     def _train_failed(self, message: str) -> None:
         self._say(f"Training failed: {message}", bad=True)
