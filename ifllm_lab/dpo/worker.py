@@ -370,8 +370,8 @@ def run_eval(ctx, job_dir: str, reward_model: str | None = None, prompts: int | 
             raise SpecError(f"reward_model = {reward_model!r}: {exc}") from None
         scorer = rm
     try:
-        held = [json.loads(line) for line in open(os.path.join(job_dir, HELDOUT_FILE), encoding="utf-8")
-                if line.strip()]
+        with open(os.path.join(job_dir, HELDOUT_FILE), encoding="utf-8") as fh:
+            held = [json.loads(line) for line in fh if line.strip()]
     except FileNotFoundError:
         raise SpecError(f"{job_dir}: no held-out prompts ({HELDOUT_FILE}); the job kept none (eval_prompts = "
                         f"{spec.eval_prompts})") from None
@@ -384,7 +384,8 @@ def run_eval(ctx, job_dir: str, reward_model: str | None = None, prompts: int | 
     from transformers import AutoModelForCausalLM
 
     src, tok = load_base(spec, job_dir, ctx.log)
-    info = json.load(open(os.path.join(job_dir, "model", "ifllm_dpo.json"), encoding="utf-8"))
+    with open(os.path.join(job_dir, "model", "ifllm_dpo.json"), encoding="utf-8") as fh:
+        info = json.load(fh)
     n_tok = max_new_tokens or spec.eval_max_new_tokens
     msgs = [r["prompt"] for r in held]
     torch.manual_seed(spec.seed)
