@@ -98,6 +98,8 @@ INPUT_COMMANDS = {
     "dpo-run": lambda i, o: ["dpo", "run", i, "--out", o, "--quiet"],
     "dpo-resume": lambda i, o: ["dpo", "resume", i, "--quiet"],
     "dpo-cancel": lambda i, o: ["dpo", "cancel", i],
+    "dpo-eval": lambda i, o: ["dpo", "eval", i, "--quiet"],
+    "dpo-export-gguf": lambda i, o: ["dpo", "export-gguf", i, "--out", o + ".gguf", "--quiet"],
     "dpo-jobs": lambda i, o: ["dpo", "jobs", i],
     "dpo-script": lambda i, o: ["dpo", "script", i],
 }
