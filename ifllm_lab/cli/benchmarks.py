@@ -82,14 +82,12 @@ def _bench(args) -> int:
         from ..dpo.bench import bench_dpo
         from ..dpo.job import SpecError
         from ..dpo.pairs import PairsError
-        from ..dpo.worker import MISSING_EXTRA
-
-        import importlib.util
+        from ..dpo.worker import MISSING_EXTRA, missing_extra
 
         src = args.file or os.path.join("..", "shared", "data", "ifllm-dev.tar.xz")
         if not os.path.exists(src):
             raise CommandError(f"{src}: no such session file, folder or IFLLM release (name the sessions to use)")
-        if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "trl", "peft")):
+        if missing_extra():
             raise CommandError(MISSING_EXTRA)
         try:
             result = bench_dpo([src], steps=args.steps, eval_prompts=args.prompts, folder=args.folder)

@@ -9,7 +9,8 @@ from ..console import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, parse_size, report_p
 from ..paths import probe_write, unreadable_file
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "CommandError", "report_problem", "input_file",
-           "output_folder", "output_file", "check_writable_folder", "NewFiles", "write_problem", "size_arg"]
+           "output_folder", "output_file", "check_writable_folder", "NewFiles", "write_problem", "size_arg",
+           "progress_printer"]
 
 
 class CommandError(Exception):
@@ -118,3 +119,14 @@ def size_arg(text: str, option: str = "--size") -> tuple[int, int]:
         return parse_size(text)
     except ValueError as exc:
         raise CommandError(f"{option}: {exc}") from None
+
+
+def progress_printer(args):
+    """``progress(fraction, message)`` for a long command: one line on stderr rewritten in
+    place, silent with ``--quiet``."""
+    import sys
+
+    def show(fraction: float, message: str) -> None:
+        if not args.quiet:
+            print(f"\r{100 * fraction:5.1f} % {message[:70]:<70}", end="", file=sys.stderr, flush=True)
+    return show

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from .common import EXIT_FAILED, EXIT_OK, CommandError, check_writable_folder
+from .common import EXIT_FAILED, EXIT_OK, CommandError, check_writable_folder, progress_printer
 
 
 def _out_place(path: str, fmt: str) -> None:
@@ -34,10 +34,7 @@ def cmd_dpo_export(args) -> int:
         raise CommandError(f"{args.reward_model}: no such reward model folder")
     _out_place(args.out, args.format)
 
-    def progress(fraction: float, message: str) -> None:
-        if not args.quiet:
-            print(f"\r{100 * fraction:5.1f} % {message[:70]:<70}", end="", file=sys.stderr, flush=True)
-
+    progress = progress_printer(args)
     try:
         rep = make_pairs(args.sessions, labels=labels, model_folder=args.reward_model,
                          min_confidence=args.min_confidence, all_participants=args.all_participants,
@@ -124,13 +121,10 @@ def _job_dir_arg(path: str) -> str:
 
 def _start(spec, args, *, resume: bool) -> int:
     from ..dpo.job import SpecError, launch
-    from ..dpo.worker import MISSING_EXTRA
+    from ..dpo.worker import MISSING_EXTRA, missing_extra
 
-    if spec.run == "local":
-        import importlib.util
-
-        if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "trl", "peft")):
-            raise CommandError(MISSING_EXTRA)
+    if spec.run == "local" and missing_extra():
+        raise CommandError(MISSING_EXTRA)
     try:
         job_dir = launch(spec, resume=resume)
     except SpecError as exc:

@@ -7,14 +7,7 @@ import os
 import sys
 import time
 
-from .common import EXIT_OK, CommandError, write_problem
-
-
-def _progress(args):
-    def show(fraction: float, message: str) -> None:
-        if not args.quiet:
-            print(f"\r{100 * fraction:5.1f} % {message[:70]:<70}", end="", file=sys.stderr, flush=True)
-    return show
+from .common import EXIT_OK, CommandError, progress_printer, write_problem
 
 
 def _log(args):
@@ -66,7 +59,7 @@ def cmd_reward_train(args) -> int:
 
     class Ctx:  # the job context, for a command run in the foreground
         cancelled = False
-        progress = staticmethod(_progress(args))
+        progress = staticmethod(progress_printer(args))
         log = staticmethod(_log(args))
 
         @staticmethod
@@ -141,7 +134,7 @@ def cmd_reward_predict(args) -> int:
     sources = _sources(args.sessions)
     try:
         preds, data = predict_sessions(model, info, sources, workers=args.workers, top=args.top,
-                                       progress=_progress(args))
+                                       progress=progress_printer(args))
     except (DataError, ModelError) as exc:
         raise CommandError(str(exc)) from None
     finally:

@@ -22,11 +22,30 @@ from .job import (
     EVAL_FILE, HELDOUT_FILE, METRICS_FILE, SPEC_FILE, SpecError, base_kind, load_spec, lora_config, trl_config,
 )
 
-__all__ = ["run_job", "run_eval", "main", "DpoUnavailable", "load_base", "MISSING_EXTRA", "split_heldout"]
+__all__ = ["run_job", "run_eval", "main", "DpoUnavailable", "load_base", "MISSING_EXTRA", "split_heldout",
+           "EXTRA_MODULES", "missing_extra"]
 
 MISSING_EXTRA = "DPO needs torch, transformers, trl and peft: pip install 'ifllm-lab[dpo]'"
 LOGGED = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
           "logps/rejected", "grad_norm", "learning_rate")
+
+
+EXTRA_MODULES = ("torch", "transformers", "trl", "peft")  #: what the ``dpo`` extra brings that a job needs
+
+
+def missing_extra() -> list[str]:
+    """The modules of the ``dpo`` extra that are not installed (found without importing them)."""
+    import importlib.util
+
+    out = []
+    for name in EXTRA_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            out.append(name)
+    return out
 
 
 class DpoUnavailable(RuntimeError):

@@ -261,15 +261,31 @@ def _context(tr, index: int, onset: float, decision: float, window_gaze, deg: fl
     return out
 
 
+def _difference(f, a: float, b: float) -> dict[str, float]:
+    """Answer 1 against answer 2 on feature ``f``: ``d_`` their difference, ``r_`` their log
+    ratio (units that have one; NaN stays NaN)."""
+    out = {f"d_{f.name}": a - b}
+    if f.unit in RATIO_OFFSET:
+        off = RATIO_OFFSET[f.unit]
+        out[f"r_{f.name}"] = math.log((a + off) / (b + off)) if a >= 0 and b >= 0 else math.nan
+    return out
+
+
+def text_comparison(text_1: str, text_2: str) -> dict[str, float]:
+    """The comparison features of two answers that their texts alone give (``d_text_*`` and
+    ``r_text_*``), for answers nobody has read yet."""
+    a, b = text_features(text_1), text_features(text_2)
+    out: dict[str, float] = {}
+    for f in features_of(level="response", group="text"):
+        out.update(_difference(f, a[f.name], b[f.name]))
+    return out
+
+
 def _comparison(a: dict, b: dict, g, m_resp, missing: dict[str, str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for f in features_of(level="response"):
         if f.group in _DIFF_GROUPS:
-            out[f"d_{f.name}"] = a[f.name] - b[f.name]
-            if f.unit in RATIO_OFFSET:
-                off = RATIO_OFFSET[f.unit]
-                out[f"r_{f.name}"] = math.log((a[f.name] + off) / (b[f.name] + off)) \
-                    if a[f.name] >= 0 and b[f.name] >= 0 else math.nan  # NaN stays NaN
+            out.update(_difference(f, a[f.name], b[f.name]))
         elif f.name in _CONTEXT:
             out[f"c_{f.name}"] = a[f.name]
     out[SIDE_1] = 1.0 if a[SHOWN_LEFT] else -1.0

@@ -83,11 +83,8 @@ def score_text_pairs(model: RewardModel, answers_1: list[str], answers_2: list[s
     from a pairwise model that sees only what the texts give: a model on the ``text``
     feature set. Both answers count as shown in the same place and written by an LLM the
     model has not seen."""
-    import ifllm_lab.features.extract  # noqa: F401  (registers the comparison features)
-
-    from ..features.extract import RATIO_OFFSET
-    from ..features.registry import FEATURES, features_of
-    from ..features.text import text_features
+    from ..features.extract import text_comparison
+    from ..features.registry import FEATURES
 
     if model.task != "pairwise":
         raise ModelError(f"scoring two answers needs a pairwise model; this one is {model.task}")
@@ -96,20 +93,11 @@ def score_text_pairs(model: RewardModel, answers_1: list[str], answers_2: list[s
         raise ModelError(f"generated answers have no gaze or mouse data: score them with a text model (feature set "
                          f"'text', without embeddings); this one uses {why}")
     n = len(answers_1)
+    rows = [text_comparison(a, b) for a, b in zip(answers_1, answers_2)]
     table: dict[str, np.ndarray] = {"session": np.array(["generated"] * n), "turn": np.arange(n),
                                     "model_1": np.array([""] * n), "model_2": np.array([""] * n)}
-    fa = [text_features(a) for a in answers_1]
-    fb = [text_features(b) for b in answers_2]
-    for f in features_of(level="response"):
-        if f.group != "text":
-            continue
-        a = np.array([x[f.name] for x in fa], dtype=np.float64)
-        b = np.array([x[f.name] for x in fb], dtype=np.float64)
-        table[f"d_{f.name}"] = a - b
-        if f.unit in RATIO_OFFSET:
-            off = RATIO_OFFSET[f.unit]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                table[f"r_{f.name}"] = np.where((a >= 0) & (b >= 0), np.log((a + off) / (b + off)), np.nan)
+    for name in (rows[0] if rows else {}):
+        table[name] = np.array([r[name] for r in rows], dtype=np.float64)
     for c in model.columns:
         if c not in table:
             if c not in FEATURES:

@@ -55,7 +55,6 @@ __all__ = ["DpoPanel", "JOBS_FOLDER", "PAIRS_FILE", "missing_extra", "default_ba
 
 JOBS_FOLDER = ".dpo-jobs"  #: where a data folder keeps its DPO jobs (session scans skip dot-folders)
 PAIRS_FILE = "pairs.jsonl"  #: the job's pairs, in its folder
-EXTRA_MODULES = ("torch", "transformers", "trl", "peft")  #: what the ``dpo`` extra brings
 INSTALL = "pip install 'ifllm-lab[dpo]'"
 TICK_MS = 1000  # how often the folders of running jobs are read
 LOG_TAIL_LINES = 30
@@ -83,18 +82,10 @@ _DIM = style.TEXT_DIM.name()
 
 # -- plain helpers ----------------------------------------------------------------------------------
 def missing_extra() -> list[str]:
-    """The modules of the ``dpo`` extra that are not installed (found without importing them)."""
-    import importlib.util
+    """The modules of the ``dpo`` extra that are not installed (the worker's check)."""
+    from ...dpo.worker import missing_extra as missing
 
-    out = []
-    for name in EXTRA_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            out.append(name)
-    return out
+    return missing()
 
 
 def default_base_model() -> str:
