@@ -49,7 +49,8 @@ def cmd_app(args) -> int:
         return EXIT_FAILED
     try:
         return run_app(config, camera=args.camera, participant=args.participant, windowed=args.windowed,
-                       size=size, check_s=args.check, screenshot=args.screenshot, screen_index=args.screen)
+                       size=size, check_s=args.check, screenshot=args.screenshot, screen_index=args.screen,
+                       pilot=args.pilot, pilot_timeout_s=args.pilot_timeout)
     except ValueError as exc:
         report_problem(str(exc))
         return EXIT_BAD_INPUT
@@ -102,7 +103,15 @@ def register(sub) -> None:
     s.add_argument("--check", type=float, default=0.0, metavar="SECONDS",
                    help="self-check: wait up to SECONDS for camera frames with a face and the LLM, print "
                         "JSON and exit (0 ok, 1 not)")
-    s.add_argument("--screenshot", default=None, metavar="PNG", help="with --check: save the window")
+    s.add_argument("--pilot", action="store_true",
+                   help="pilot the study: a simulated participant goes through one whole session (code, "
+                        "consent, calibration, the questions typed, answers read with the mouse and rated, "
+                        "the questionnaire) with real input events; the file is marked as a pilot. Prints "
+                        "a JSON report and exits 0 when the session completed, 1 with the reason when not")
+    s.add_argument("--pilot-timeout", type=float, default=900.0, metavar="SECONDS",
+                   help="with --pilot: give up after SECONDS (default 900)")
+    s.add_argument("--screenshot", default=None, metavar="PNG",
+                   help="with --check: save the window; with --pilot: the last page")
     s.set_defaults(func=cmd_app)
 
     s = sub.add_parser("replay", help="replay a session with gaze, fixation and mouse overlays",

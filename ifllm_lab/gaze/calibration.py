@@ -1104,12 +1104,15 @@ class ValidationReport:
     reasons: list[str] = field(default_factory=list)  # why it failed (empty when passed)
 
     def to_rows(self, phase: int = CalibrationPhase.VALIDATION, run: int = 0) -> list[dict]:
-        """Rows for the session's ``calibration/points`` stream (``t`` = target onset)."""
+        """Rows for the session's ``calibration/points`` stream (``t`` = target onset), in
+        the order the targets were shown (a shuffled pattern shows its points out of index
+        order; a stream's rows go forward in time)."""
+        points = sorted(self.points, key=lambda p: (not np.isfinite(p.onset_t), p.onset_t))
         return [{"t": p.onset_t, "phase": int(phase), "run": int(run), "point": p.point,
                  "target_x": p.target[0], "target_y": p.target[1], "mean_x": p.mean[0], "mean_y": p.mean[1],
                  "accuracy_px": p.accuracy_px, "precision_px": p.precision_px,
                  "accuracy_deg": p.accuracy_deg, "precision_deg": p.precision_deg, "n_samples": p.n_samples}
-                for p in self.points]
+                for p in points]
 
     def summary(self) -> dict:
         """Overall figures as a JSON-ready dict (for logs and session metadata)."""

@@ -137,6 +137,9 @@ class StudyApp(QStackedWidget):
         self.readiness: StudyReadiness = check_study(config, min_free_mb=self.min_free_mb)
         self.consent_text, self.consent_source = self.readiness.consent_text, self.readiness.consent_source
         self.last_failure = ""
+        self.last_session_path = ""
+        #: a simulated participant drives the app (``--pilot``): its files say so
+        self.pilot = False
 
         # the window is the screen: pages fit it, never the other way round
         self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
@@ -415,7 +418,8 @@ class StudyApp(QStackedWidget):
             self.session = StudySession(
                 self.config, path, self._pseudonym, self.clock, self.screen_px(), self.backends, resume=info,
                 on_error=self._writer_failed.emit,
-                extra={"camera_spec": self.camera_spec, "window_px": [self.width(), self.height()]})
+                extra={"camera_spec": self.camera_spec, "window_px": [self.width(), self.height()],
+                       **({"pilot": True} if self.pilot else {})})
         except (OSError, ValueError) as exc:
             self._session_failed(f"the session file could not be created: {exc}")
             return
@@ -755,13 +759,17 @@ class StudyApp(QStackedWidget):
 
 def run_app(config: StudyConfig, *, camera: str | None = None, participant: str | None = None,
             windowed: bool = False, size: tuple[int, int] | None = None, check_s: float = 0.0,
-            screenshot: str | None = None, argv: list[str] | None = None, screen_index: int | None = None) -> int:
+            screenshot: str | None = None, argv: list[str] | None = None, screen_index: int | None = None,
+            pilot: bool = False, pilot_timeout_s: float = 900.0) -> int:
     """Start the study window (full screen unless ``windowed``) and run Qt's event loop.
 
     With ``check_s`` > 0 the app checks itself instead of waiting for people: the study's
     settings (:func:`~ifllm_lab.study.readiness.check_study`), then it waits up to
     ``check_s`` seconds for camera frames with a face and a loaded LLM, saves
     ``screenshot`` (if given), prints one JSON line and exits (0: all good, 1: not).
+    With ``pilot`` a simulated participant (:mod:`~ifllm_lab.ui.pilot`) runs one whole
+    session; its report is printed as one JSON line when it ends (0: the session was
+    completed, 1: not, with the reason).
     ``screen_index``: the screen to use (Qt's order; default the primary one; an index
     past the last screen is the last one)."""
     import json
@@ -785,6 +793,28 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
         if screen is not None:
             w.setGeometry(screen.geometry())
         w.showFullScreen()
+    if pilot:
+        from .pilot import PilotParticipant
+
+        result: dict = {}
+        driver = PilotParticipant(w, timeout_s=pilot_timeout_s)
+
+        def ended(report: dict) -> None:
+            result.update(report)
+            if screenshot:
+                result["screenshot"] = screenshot if w.grab().save(screenshot) else None
+            w.close()
+            app.quit()
+
+        driver.finished.connect(ended)
+        driver.start()
+        app.exec()
+        if not result:  # the window was closed by hand before the pilot ended
+            result = {"ok": False, "problem": "the window was closed before the pilot ended"}
+        print(json.dumps(result))
+        if not result["ok"]:
+            report_problem(f"the pilot session did not complete: {result['problem']}")
+        return 0 if result["ok"] else 1
     if check_s <= 0:
         return app.exec()
     faces = {"n": 0}

@@ -463,6 +463,14 @@ def test_validation_report_numbers_equal_hand_computed_ones():
     assert [list(r) for r in rows] == [list(STREAMS["calibration/points"].column_names)] * 9
     assert rows[4]["t"] == onsets[4] and rows[4]["phase"] == CalibrationPhase.VALIDATION and rows[4]["run"] == 3
     assert rows[4]["accuracy_deg"] == rep.points[4].accuracy_deg and rows[4]["n_samples"] == rep.points[4].n_samples
+    # a shuffled pattern: the rows follow the order the targets were shown, each keeps its point
+    shown = [5, 2, 8, 0, 7, 1, 4, 6, 3]
+    shuffled_onsets = [0.0] * 9
+    for k, i in enumerate(shown):
+        shuffled_onsets[i] = 10.0 + 2.0 * k
+    shuffled = validate(ests, None, SCREEN, targets=targets, onsets=shuffled_onsets).to_rows()
+    assert [r["point"] for r in shuffled] == shown
+    assert all(np.diff([r["t"] for r in shuffled]) > 0)
     # a target without samples fails the report
     ests[6] = np.zeros((0, 2))
     empty = validate(ests, None, SCREEN, targets=targets)
