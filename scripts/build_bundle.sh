@@ -17,12 +17,16 @@ fi
 if ! "$PY" -c "import PyInstaller, ifllm_lab" 2>/dev/null; then
   CMAKE_ARGS="-DGGML_NATIVE=OFF" "$PY" -m pip install --progress-bar off ".[bundle]"
 fi
-# OpenCV without its own Qt 5 and X11 libraries (the app draws with Qt 6): the headless
-# build of the same release, the same cv2 API
-OCV=$("$PY" -c "import importlib.metadata as m; print(m.version('opencv-contrib-python'))" 2>/dev/null || true)
+# OpenCV as the app uses it (core, imgproc, video and image files, cameras): the headless
+# main build of the same release, without the contrib modules (20 MB) and without its own
+# Qt 5 and X11 libraries (the app draws with Qt 6); the same cv2 API
+OCV=""
+for dist in opencv-contrib-python opencv-contrib-python-headless; do
+  v=$("$PY" -c "import importlib.metadata as m; print(m.version('$dist'))" 2>/dev/null || true)
+  if [ -n "$v" ]; then OCV=$v; "$PY" -m pip uninstall -y -q "$dist"; fi
+done
 if [ -n "$OCV" ]; then
-  "$PY" -m pip uninstall -y -q opencv-contrib-python
-  "$PY" -m pip install -q --no-deps "opencv-contrib-python-headless==$OCV"
+  "$PY" -m pip install -q --no-deps "opencv-python-headless==$OCV"
 fi
 
 t0=$(date +%s)
@@ -60,5 +64,46 @@ mkdir -p "$HOME_DIR/camera"
 cp "$BUNDLE/_internal/ifllm_lab/data/synthetic/face.png" "$HOME_DIR/camera/"
 echo "participant app's setup screen with camera frames and the LLM ready (app --check):" \
   "$(best app --camera "$HOME_DIR/camera" --check 20 --screenshot "$HOME_DIR/setup.png") ms"
+echo "--- the participant flow from the bundle: a pilot session with a video file as the camera, then its replay"
+PYTHONPATH="$ROOT" "$PY" - "$HOME_DIR/face.mp4" <<'PYEOF'
+import sys
+from ifllm_lab.synthetic.face import FaceRenderer, GazeScene, write_gaze_video
+targets = [(200, 150), (1080, 150), (640, 360), (200, 570), (1080, 570), (640, 150)]
+write_gaze_video(sys.argv[1], targets, renderer=FaceRenderer(), scene=GazeScene(1280, 720), frames_per_target=15)
+PYEOF
+cat > "$HOME_DIR/pilot.toml" <<TOML
+[study]
+name = "bundle-pilot"
+mode = "pairwise"
+questions = 2
+data_folder = "$HOME_DIR/pilot-data"
+[screen]
+width_px = 1280
+height_px = 720
+[[llm]]
+name = "small"
+max_tokens = 48
+TOML
+s=$(date +%s%N)
+run app --study "$HOME_DIR/pilot.toml" --camera "$HOME_DIR/face.mp4" --size 1280x720 --pilot --pilot-timeout 300 \
+  > "$HOME_DIR/pilot.json" 2> "$HOME_DIR/pilot.err" || { cat "$HOME_DIR/pilot.json"; tail -20 "$HOME_DIR/pilot.err"; exit 1; }
+echo "pilot session completed in $(( ($(date +%s%N) - s) / 1000000 )) ms: $(tail -1 "$HOME_DIR/pilot.json")"
+read -r SESSION AT < <(PYTHONPATH="$ROOT" "$PY" - "$HOME_DIR/pilot.json" <<'PYEOF'
+import json, sys
+from ifllm_lab.session import SessionReader
+report = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+with SessionReader(report["session"]) as r:
+    assert r.complete and r.meta.extra.get("pilot") is True and len(r["turns"]) == 2, "incomplete pilot session"
+    print(report["session"], float(r["turns"].read()["t_done"][0]))
+PYEOF
+)
+run replay "$SESSION" --export "$HOME_DIR/replay.png" --at "$AT" > /dev/null 2>> "$HOME_DIR/pilot.err" \
+  || { tail -20 "$HOME_DIR/pilot.err"; exit 1; }
+"$PY" -c "import cv2, sys; i = cv2.imread(sys.argv[1], 0); assert i is not None and (i > 150).mean() > 0.002, 'empty replay'" \
+  "$HOME_DIR/replay.png"
+echo "replay of the pilot's first answers at $AT s: $(du -b "$HOME_DIR/replay.png" | cut -f1) bytes PNG with the text"
+echo "--- install for a user (install.sh --user), run the installed command, remove"
+env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin sh "$BUNDLE/install.sh" --user | tail -1
+env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin sh "$HOME_DIR/.local/opt/ifllm-lab/install.sh" --user --remove
 echo "--- third-party notices: $(find "$BUNDLE/_internal/licenses" -type f | wc -l) files in _internal/licenses/"
 echo "--- done: $BUNDLE"

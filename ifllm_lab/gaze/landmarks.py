@@ -7,8 +7,11 @@ facial transformation matrix (face pose in the camera frame, centimetres).
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import io
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,45 @@ def default_model_path() -> Path:
     """The bundled face model: ``models/face_landmarker.task`` in the package data
     (:func:`ifllm_lab.paths.data_file`)."""
     return data_file("models", MODEL_NAME)
+
+
+# MediaPipe's vision package imports its drawing helpers on import, and they import
+# matplotlib.pyplot (about 0.3 s and, in the standalone bundle, 30 MB with its fonts and
+# image libraries). The app draws the face mesh with Qt and never calls them: while the
+# vision package is first imported, these two submodules are empty modules. A later
+# explicit import of one of them (another program in the same process) gets the real one.
+_UNUSED_MEDIAPIPE = ("mediapipe.tasks.python.vision.drawing_utils", "mediapipe.tasks.python.vision.drawing_styles")
+
+
+class _EmptyModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name in _UNUSED_MEDIAPIPE else None
+
+    def create_module(self, spec):
+        return None  # an ordinary empty module
+
+    def exec_module(self, module) -> None:
+        module.__doc__ = "not loaded by IFLLM Lab (MediaPipe's drawing helpers are unused)"
+
+
+def _import_vision():
+    """``mediapipe.tasks.python`` and its ``vision`` package, without the drawing helpers."""
+    if "mediapipe.tasks.python.vision" not in sys.modules and os.environ.get("IFLLM_MEDIAPIPE_DRAWING") != "1":
+        finder = _EmptyModules()
+        sys.meta_path.insert(0, finder)
+        try:
+            from mediapipe.tasks.python import vision  # noqa: F401
+        finally:
+            sys.meta_path.remove(finder)
+            package = sys.modules.get("mediapipe.tasks.python.vision")
+            for name in _UNUSED_MEDIAPIPE:  # the real module for anyone who imports it later
+                sys.modules.pop(name, None)
+                if package is not None and hasattr(package, name.rsplit(".", 1)[1]):
+                    delattr(package, name.rsplit(".", 1)[1])
+    from mediapipe.tasks import python as mp_tasks
+    from mediapipe.tasks.python import vision
+
+    return mp_tasks, vision
 
 
 class LandmarkerError(Exception):
@@ -73,8 +115,7 @@ class FaceLandmarker:
                 f"Face model {path} is not a MediaPipe model bundle (corrupt or wrong file, "
                 f"{len(data)} bytes). Replace it with the {MODEL_NAME} shipped with IFLLM Lab."
             )
-        from mediapipe.tasks import python as mp_tasks
-        from mediapipe.tasks.python import vision
+        mp_tasks, vision = _import_vision()
 
         self._mode_video = video
         options = vision.FaceLandmarkerOptions(

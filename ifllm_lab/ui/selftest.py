@@ -105,11 +105,14 @@ def _workbench(tmp: str) -> str:
                 break
             time.sleep(0.02)
         rows = win.sessions.model.rowCount()
+        icon = not win.windowIcon().isNull()
     finally:
         win.close()
         app.processEvents()
     if rows < 1:
         raise RuntimeError("the workbench did not list the session file")
+    if not icon:
+        raise RuntimeError("the window has no icon (data/icons/ifllm-lab.png missing)")
     return f"{rows} session listed"
 
 
@@ -122,9 +125,9 @@ CHECKS: list[tuple[str, Callable[[str], str]]] = [
 def run_self_test(out=sys.stdout) -> int:
     """Run every check, print the report; 0 when all passed, 1 otherwise."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
+    from .style import application
 
-    _app = QApplication.instance() or QApplication(["ifllm-lab"])  # noqa: F841  (kept alive for the checks)
+    _app = application()  # noqa: F841  (kept alive for the checks)
     tmp = tempfile.mkdtemp(prefix="ifllm-self-test-")
     failed = None
     t_all = time.perf_counter()

@@ -51,6 +51,7 @@ from .calibration_screens import FacePositionTargets, GazeBridge
 from .calibration_wizard import CalibrationWizard
 from .jobs import JobRunner
 from .recording import InputRecorder
+from .style import application
 from .response_view import LayoutTracker
 from .study_pages import ChatPage, ConsentPage, MessagePage, QuestionnairePage, SetupPage
 
@@ -775,8 +776,7 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
     import json
     import time
 
-    app = QApplication.instance() or QApplication(argv or ["ifllm-lab"])
-    app.setApplicationName("IFLLM Lab")
+    app = application(argv)
     w = StudyApp(config, camera=camera, participant=participant)
     screens = app.screens()
     screen = screens[min(screen_index, len(screens) - 1)] if screens and screen_index is not None \

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QIcon
+from PySide6.QtWidgets import QApplication
 
 BACKGROUND = QColor("#3a3a3a")
 PANEL = QColor("#2f2f2f")  # the screen map / diagram area in researcher views
@@ -86,3 +87,21 @@ def apply_dark_palette(app) -> None:
     for role in (roles.WindowText, roles.Text, roles.ButtonText):
         pal.setColor(QPalette.ColorGroup.Disabled, role, TEXT_FAINT)
     app.setPalette(pal)
+
+
+def application(argv: list[str] | None = None) -> QApplication:
+    """The process's QApplication (made on first use): named "IFLLM Lab", with the app's
+    icon on every window (``data/icons/ifllm-lab.png``) and the desktop entry's name, so
+    a Linux desktop groups the windows under the installed launcher."""
+    from ..paths import data_file
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv or ["ifllm-lab"])
+        app.setApplicationName("IFLLM Lab")
+        app.setDesktopFileName("ifllm-lab")
+    if app.windowIcon().isNull():
+        icon = data_file("icons", "ifllm-lab.png")
+        if icon.is_file():
+            app.setWindowIcon(QIcon(str(icon)))
+    return app

@@ -36,6 +36,7 @@ NEEDED = [
     ("calibration", "README.md"),
     ("studies", "pairwise.toml"),
     ("synthetic", "face.png"),
+    ("icons", "ifllm-lab.png"),
 ]
 
 

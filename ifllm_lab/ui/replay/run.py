@@ -19,9 +19,9 @@ __all__ = ["run_replay", "measure_replay"]
 
 
 def _application():
-    from PySide6.QtWidgets import QApplication
+    from ..style import application
 
-    return QApplication.instance() or QApplication(["ifllm-lab"])
+    return application()
 
 
 def run_replay(path: str, *, overlays: str | None = None, export: str | None = None, at: float | None = None,

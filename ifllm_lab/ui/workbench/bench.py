@@ -104,9 +104,9 @@ def bench_workbench(source: str | None = None, *, files: int = 1000, folder: str
         raise ValueError("files must be at least 1")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.setswitchinterval(0.001)
-    from PySide6.QtWidgets import QApplication
+    from ..style import application
 
-    app = QApplication.instance() or QApplication(["ifllm-lab"])
+    app = application()
     with tempfile.TemporaryDirectory(prefix="ifllm-bench-workbench-", dir=folder) as tmp:
         data = os.path.join(tmp, "data")
         os.makedirs(os.path.join(data, "study"))

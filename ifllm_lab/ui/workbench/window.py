@@ -9,7 +9,7 @@ import os
 from PySide6.QtCore import QByteArray, QFileSystemWatcher, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QTabWidget,
+    QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QTabWidget,
     QWidget,
 )
 
@@ -387,10 +387,10 @@ def run_workbench(folder: str | None = None, *, size: tuple[int, int] | None = N
                   screenshot: str | None = None, argv: list[str] | None = None) -> int:
     """Open the workbench and run Qt's event loop. With ``screenshot`` it waits for the
     folder's table, saves the window as a PNG and exits (no display needed)."""
-    app = QApplication.instance() or QApplication(argv or ["ifllm-lab"])
-    app.setApplicationName("IFLLM Lab")
+    from ..style import application, apply_dark_palette
+
+    app = application(argv)
     app.setOrganizationName("IFLLM Lab")
-    from ..style import apply_dark_palette
 
     apply_dark_palette(app)
     win = Workbench(folder)
