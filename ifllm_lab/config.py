@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MODES = ("pointwise", "pairwise", "mixed")
+ANSWER_FORMATS = ("markdown", "plain")
 BACKENDS = ("llama", "openai")
 
 
@@ -56,7 +57,10 @@ class StudySettings:
     questions: int = 5  # questions per participant
     data_folder: str = "~/ifllm-data"
     keep_video: bool = False  # raw camera video is never stored unless a study turns it on
+    lsl: bool = False  # publish gaze, mouse and event markers as Lab Streaming Layer streams (pylsl)
+    answers: str = "markdown"  # markdown: answers rendered as chat apps show them | plain: the text as written
     consent_file: str = ""  # Markdown/plain text; default: the bundled consent text
+    monitor_model: str = ""  # a reward model folder: the live monitor shows its prediction after each turn
     instructions: str = ""
     questionnaire: list[str] = field(default_factory=lambda: [
         "How natural did the conversation feel? (1-5)",
@@ -176,6 +180,8 @@ def _check(cfg: StudyConfig, where: str) -> None:
         raise ConfigError(f"{where}: study.mode must be one of {', '.join(MODES)}, not {s.mode!r}")
     if s.questions < 1:
         raise ConfigError(f"{where}: study.questions must be at least 1")
+    if s.answers not in ANSWER_FORMATS:
+        raise ConfigError(f"{where}: study.answers must be one of {', '.join(ANSWER_FORMATS)}, not {s.answers!r}")
     g = cfg.screen
     for key in ("width_mm", "height_mm", "viewing_distance_mm"):
         if getattr(g, key) <= 0:

@@ -60,7 +60,7 @@ PROMPT = -1  #: response code of the prompt view (as in the ``layout`` stream)
 BOX_DTYPE = np.dtype([
     ("turn", "i4"), ("response", "i1"), ("level", "u1"), ("index", "i4"), ("paragraph", "i4"), ("line", "i4"),
     ("x0", "f8"), ("y0", "f8"), ("x1", "f8"), ("y1", "f8"), ("char_start", "i4"), ("char_end", "i4"),
-    ("text", object), ("visible", "?"),
+    ("text", object), ("visible", "?"), ("style", "u2"),
 ])
 
 _WORD = re.compile(r"\S+")
@@ -205,6 +205,7 @@ class _Tables:
     b_text: np.ndarray  # object
     # lines, knots and word fragments (line groups are the group indices above)
     hits: TextHitTest
+    b_style: np.ndarray | None = None  # Markdown style bits of each box (None: plain text)
 
     @classmethod
     def empty(cls) -> "_Tables":
@@ -510,6 +511,8 @@ class LayoutTimeline:
                        ("x0", tb.b_x0), ("y0", tb.b_y0), ("x1", tb.b_x1), ("y1", tb.b_y1),
                        ("char_start", tb.b_cs), ("char_end", tb.b_ce), ("text", tb.b_text)):
             out[k] = src[idx]
+        if tb.b_style is not None:
+            out["style"] = tb.b_style[idx]
         out["visible"] = True
         return out
 
@@ -659,6 +662,7 @@ def _recorded_tables(lay: np.ndarray, scroll: np.ndarray | None) -> _Tables:
     k_x = np.concatenate([x0[line_rows], x1[line_rows], x0[word_rows][wf], x1[word_rows][wf]])
     k_char = np.concatenate([cs[line_rows], ce[line_rows], cs[word_rows][wf], ce[word_rows][wf]]).astype(float)
     text = lay["text"] if "text" in lay.dtype.names else np.full(len(lay), "", object)
+    b_style = lay["style"].astype(np.int64) if "style" in lay.dtype.names else None
     tb = _Tables(
         g_turn=g_turn, g_resp=g_resp, g_t0=g_t0, g_t1=g_t1,
         s_group=s_group, s_t=s_t, s_dx=np.zeros(len(s_t)), s_dy=s_dy, s_vx0=vx0, s_vy0=vy0, s_vx1=vx1, s_vy1=vy1,
@@ -669,5 +673,6 @@ def _recorded_tables(lay: np.ndarray, scroll: np.ndarray | None) -> _Tables:
                        k_line.astype(np.int64), k_x, k_char,
                        f_line_row[wf].astype(np.int64), x0[word_rows][wf], x1[word_rows][wf],
                        lay["index"][word_rows][wf].astype(np.int64)),
+        b_style=b_style,
     )
     return _sorted_states(tb)

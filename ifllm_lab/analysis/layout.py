@@ -44,9 +44,10 @@ class LayoutBoxes:
     y1: np.ndarray
     char_start: np.ndarray  # int32, str indices into the view's text()
     char_end: np.ndarray
-    text: list  # the word for WORD rows, "" for the others
+    text: list  # the word for WORD rows as shown, "" for the others
     scroll_x: float
     scroll_y: float
+    style: np.ndarray | None = None  # uint16 markdown style bits (analysis.markdown); None: plain text
 
     def __len__(self) -> int:
         return len(self.level)
@@ -58,6 +59,7 @@ class LayoutBoxes:
             self.response, self.level[keep], self.index[keep], self.paragraph[keep], self.x0[keep], self.y0[keep],
             self.x1[keep], self.y1[keep], self.char_start[keep], self.char_end[keep],
             [self.text[i] for i in keep.tolist()], self.scroll_x, self.scroll_y,
+            None if self.style is None else self.style[keep],
         )
 
     def rows(self, *, t: float, snapshot: int, turn: int) -> dict:
@@ -78,6 +80,7 @@ class LayoutBoxes:
             "char_start": self.char_start,
             "char_end": self.char_end,
             "text": self.text,
+            "style": np.zeros(n, np.uint16) if self.style is None else self.style.astype(np.uint16),
         }
 
 
@@ -171,6 +174,14 @@ class TextHitTest:
         i = bisect.bisect_right(self._l_key, group * _KEY_P + (y + _OFF_P)) - 1
         if i >= 0 and self._l_y0[i] > y:  # a key rounded onto the next line's start
             i -= 1
+        if i >= 0 and self._l_group[i] == group and y < self._l_y1[i] and not self._l_x0[i] <= x < self._l_x1[i]:
+            # lines side by side (the cells of a table row): the one whose column holds x
+            k = i - 1
+            while k >= 0 and i - k <= 64 and self._l_group[k] == group and self._l_y1[k] > y:
+                if self._l_y0[k] <= y and self._l_x0[k] <= x < self._l_x1[k]:
+                    i = k
+                    break
+                k -= 1
         if i < 0 or self._l_group[i] != group or not y < self._l_y1[i] or not self._l_x0[i] <= x < self._l_x1[i]:
             return -1, -1
         p = self._l_par[i]

@@ -17,7 +17,8 @@ under single-writer/multiple-reader mode): the UTF-8 bytes go into one append-on
 
 Version history
 ---------------
-1: first release.
+1: first release. Later additions that older readers skip and newer readers find absent
+in older files: ``layout/style`` (answers rendered as Markdown).
 """
 from __future__ import annotations
 
@@ -274,7 +275,12 @@ STREAMS: dict[str, StreamSpec] = {
                 Column("scroll_y", "f4", "vertical scroll offset of the view when measured, px"),
                 Column("char_start", "i4", "first character index in the response text"),
                 Column("char_end", "i4", "one past the last character index"),
-                Column("text", TEXT, "the box's text (words only; empty for larger boxes)"),
+                Column("text", TEXT, "the box's text as shown (words only; empty for larger boxes); "
+                                     "char_start:char_end index the raw answer, markup included"),
+                Column("style", "u2", "Markdown style bits (ifllm_lab.analysis.markdown): 1 bold, 2 italic, "
+                                      "4 code, 8 strike, 16 link, bits 8-10 heading level, 2048 code block, "
+                                      "4096 list item, 8192 quote, 16384 table, 32768 table header; 0 plain "
+                                      "(absent in files written before answers were rendered)", fill=0),
             ),
             "screen boxes of every response, paragraph, line and word per render",
             chunk_rows=16384,

@@ -14,6 +14,11 @@ A write failure (disk full, I/O error) stops recording cleanly: the writer keeps
 what was flushed, marks itself failed with a message for people
 (:attr:`SessionWriter.error`) and calls ``on_error`` once; later rows are counted
 as lost.
+
+Taps (:meth:`SessionWriter.add_tap`) see the rows of chosen streams as they are queued,
+in the producer's thread (e.g. to publish them live as Lab Streaming Layer streams). A
+tap must only hand the row on (append to a queue of its own) and must not change it; a
+tap that raises is logged once and dropped, and the recording goes on.
 """
 from __future__ import annotations
 
@@ -127,6 +132,8 @@ class SessionWriter:
         self.error: str | None = None
         self.stats = WriterStats(streams={n: StreamCounts() for n in self.store.specs})
         self._queue: collections.deque = collections.deque()
+        # stream -> the taps on it; replaced whole (never changed in place), read without a lock
+        self._taps: dict[str, tuple[Callable[[str, object], None], ...]] = {}
         self._lock = threading.Lock()  # guards counters and the closed/queue-full check
         self._stop = threading.Event()
         self._closed = False
@@ -154,6 +161,9 @@ class SessionWriter:
                 counts.lost += 1
                 return False
             self._queue.append((stream, row))
+        taps = self._taps.get(stream)
+        if taps:
+            self._call_taps(taps, stream, row)
         return True
 
     def put_rows(self, stream: str, rows: Mapping[str, Sequence] | np.ndarray) -> bool:
@@ -175,8 +185,44 @@ class SessionWriter:
             if self.error is not None or self._closed or len(self._queue) >= self.max_queue:
                 counts.lost += n
                 return False
-            self._queue.append((stream, rows if isinstance(rows, np.ndarray) else dict(rows)))
+            item = rows if isinstance(rows, np.ndarray) else dict(rows)
+            self._queue.append((stream, item))
+        taps = self._taps.get(stream)
+        if taps:
+            self._call_taps(taps, stream, item)
         return True
+
+    # -- taps -----------------------------------------------------------------------------
+    def add_tap(self, streams: Sequence[str], tap: Callable[[str, object], None]) -> None:
+        """Call ``tap(stream, entry)`` for every row of ``streams`` the writer accepts, in
+        the producer's thread, right after it is queued: ``entry`` is what was queued (a
+        row tuple from :meth:`put`; a structured array or a mapping of columns from
+        :meth:`put_rows`) and must not be changed. A tap must return at once (hand the row
+        to a thread of its own); one that raises is logged once and removed."""
+        unknown = set(streams) - set(self.store.specs)
+        if unknown:
+            raise KeyError(f"no stream(s) {sorted(unknown)} in this session")
+        with self._lock:
+            taps = dict(self._taps)
+            for s in streams:
+                taps[s] = taps.get(s, ()) + (tap,)
+            self._taps = taps
+
+    def remove_tap(self, tap: Callable[[str, object], None]) -> None:
+        """Stop calling ``tap`` (nothing happens when it is not a tap)."""
+        with self._lock:
+            taps = {s: tuple(f for f in fs if f != tap) for s, fs in self._taps.items()}  # == : bound methods
+            self._taps = {s: fs for s, fs in taps.items() if fs}
+
+    def _call_taps(self, taps: tuple, stream: str, item) -> None:
+        for tap in taps:
+            try:
+                tap(stream, item)
+            except Exception as exc:  # a tap never stops the recording
+                self.remove_tap(tap)
+                log.exception("a tap on the %s stream failed and was removed; recording goes on", stream)
+                self.put("log", (self.clock.now(), int(LogLevel.ERROR), "writer",
+                                 f"a live tap on the {stream} stream failed and was removed: {exc!r}"))
 
     def log(self, level: LogLevel | int, source: str, message: str) -> bool:
         """Record a message in the session's ``log`` stream (and the Python log)."""

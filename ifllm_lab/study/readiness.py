@@ -8,7 +8,9 @@ sits down (plain Python; the setup page and ``ifllm-lab app --check`` show the r
   writable (a real file is created and removed: permission bits alone do not tell for
   root, special file systems or read-only mounts) and has room for a session;
 * the consent text reads as UTF-8 text and is not empty;
-* every questionnaire item has text.
+* every questionnaire item has text;
+* with ``lsl = true``, pylsl and the liblsl library it loads can be used (pylsl is not
+  imported otherwise).
 
 Models and servers are checked where they are loaded (:class:`~ifllm_lab.study.session.Backends`),
 the camera where it starts (the setup page shows both, with a retry).
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import StudyConfig
 from ..gaze.calibration import Pattern, load_pattern
 from ..paths import default_consent_path, probe_write
+from .lsl import lsl_problem
 from .session import study_folder
 
 #: Free space (MB) a session needs on the data folder's disk. The recorder stops cleanly
@@ -163,6 +167,15 @@ def check_consent(config: StudyConfig, out: StudyReadiness) -> None:
     out.consent_text = text
 
 
+def check_lsl(config: StudyConfig, problem: Callable[[], str] = lsl_problem) -> list[StudyProblem]:
+    """With ``lsl = true``: why the LSL streams cannot be published (``problem()`` imports
+    and tries pylsl); nothing is imported when the study does not use LSL."""
+    if not config.study.lsl:
+        return []
+    msg = problem()
+    return [StudyProblem("study.lsl", msg)] if msg else []
+
+
 def check_study(config: StudyConfig, *, min_free_mb: float = SESSION_ROOM_MB) -> StudyReadiness:
     """Everything a session of ``config`` will need, loaded and checked (see the module).
 
@@ -174,4 +187,5 @@ def check_study(config: StudyConfig, *, min_free_mb: float = SESSION_ROOM_MB) ->
     for i, item in enumerate(config.study.questionnaire):
         if not item.strip():
             out.problems.append(StudyProblem(f"study.questionnaire[{i}]", "the question has no text"))
+    out.problems += check_lsl(config)
     return out

@@ -15,6 +15,11 @@ What is written when (everything on the one session clock)
   row when the participant leaves the turn (ratings, times and every generation detail).
 * Questionnaire answers are ``phases`` rows named ``questionnaire`` (item, question,
   answer).
+* With ``lsl = true`` the session also publishes its gaze, mouse and phases as Lab
+  Streaming Layer streams (:mod:`ifllm_lab.study.lsl`) and records the offset between its
+  clock and LSL's: ``extra["lsl"]`` in the metadata and ``lsl_clock`` phases at the start
+  and the end (``lsl_time = t + clock_offset_s``). Should the streams fail to open, the
+  session is recorded without them (the reason in its log).
 
 Pairwise turns
 --------------
@@ -50,6 +55,7 @@ from ..llm.types import GenerationResult, GenerationSettings, TokenEvent
 from ..session.recovery import ResumeInfo, continuation_meta
 from ..session.schema import LogLevel, Response, SessionMeta, TurnMode
 from ..session.writer import SessionClock, SessionWriter
+from .lsl import TAPPED_STREAMS, LslPublisher
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +243,49 @@ class StudySession:
                 extra=info,
             )
         self.meta = meta
+        meta.extra.pop("lsl", None)  # a continued session's streams are new ones
+        self.lsl = None  # the LslPublisher while streams are published
+        lsl_error = self._open_lsl(config, meta, (w, h), resume) if config.study.lsl else ""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.writer = SessionWriter(path, meta, clock=clock, on_error=on_error)
+        try:
+            self.writer = SessionWriter(path, meta, clock=clock, on_error=on_error)
+        except BaseException:
+            if self.lsl is not None:
+                self.lsl.close(linger_s=0)
+                self.lsl = None
+            raise
         self.path = self.writer.path
+        if self.lsl is not None:
+            self.writer.add_tap(TAPPED_STREAMS, self.lsl.tap)
+            off = self.lsl.offset
+            self.phase("lsl_clock", when="start", offset_s=off.offset_s, uncertainty_s=off.uncertainty_s,
+                       lsl_t=off.lsl_t, session_t=off.session_t)
+            self.log(LogLevel.INFO, "lsl", f"LSL streams open ({', '.join(self.meta.extra['lsl']['streams'])}); "
+                     f"lsl_time = session t + {off.offset_s:.6f} s (+- {off.uncertainty_s * 1e6:.1f} us)")
+        elif lsl_error:
+            self.log(LogLevel.ERROR, "lsl", f"the LSL streams could not be opened; the session is recorded "
+                     f"without them: {lsl_error}")
+
+    def _open_lsl(self, config: StudyConfig, meta: SessionMeta, screen_px: tuple[int, int],
+                  resume: ResumeInfo | None) -> str:
+        """Open the LSL streams (before the file: their clock offset goes into its metadata).
+        Returns why they could not be opened ("" when they are)."""
+        pub = None
+        try:
+            pub = LslPublisher(
+                session_id=meta.session_id, study=meta.study, participant=meta.participant,
+                session_now=self.clock.now, gaze_rate_hz=config.camera.fps, screen_px=screen_px,
+                app_version=__version__,
+                extra={"clock_start_unix": repr(self.clock.unix_start),
+                       **({"part": resume.next_part} if resume is not None else {})})
+            meta.extra["lsl"] = pub.info()
+        except Exception as exc:  # pylsl missing or broken, no network: record without LSL
+            log.exception("opening the LSL streams")
+            if pub is not None:
+                pub.close(linger_s=0)
+            return str(exc) or repr(exc)
+        self.lsl = pub
+        return ""
 
     # -- bookkeeping ---------------------------------------------------------------------
     @property
@@ -394,9 +440,29 @@ class StudySession:
         if self.ended:
             return {}
         self.ended = True
+        if self.lsl is not None:
+            self._lsl_end_clock()
         self.phase("end", complete=complete, reason=reason, turns=self.turns_done)
         stats = self.writer.close(complete=complete)
-        return {"written": stats.written, "lost": stats.lost}
+        out = {"written": stats.written, "lost": stats.lost}
+        if self.lsl is not None:
+            self.writer.remove_tap(self.lsl.tap)
+            out["lsl"] = self.lsl.close()
+            self.lsl = None
+        return out
+
+    def _lsl_end_clock(self) -> None:
+        """The clock offset again at the end: its change since the start is the drift."""
+        try:
+            start, end = self.lsl.offset, self.lsl.measure()
+        except Exception as exc:
+            self.log(LogLevel.WARNING, "lsl", f"the LSL clock could not be read at the end: {exc!r}")
+            return
+        drift = end.offset_s - start.offset_s
+        self.phase("lsl_clock", when="end", offset_s=end.offset_s, uncertainty_s=end.uncertainty_s,
+                   lsl_t=end.lsl_t, session_t=end.session_t, drift_s=drift)
+        self.log(LogLevel.INFO, "lsl", f"LSL clock offset at the end {end.offset_s:.6f} s: drift "
+                 f"{drift * 1e6:+.1f} us over {end.session_t - start.session_t:.0f} s")
 
 
 def _json_default(o):

@@ -48,7 +48,7 @@ import math
 import time
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QKeyEvent, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..gaze.face_position import MESSAGES, FacePositionTargets, FaceStatus, face_features, face_status
@@ -79,10 +79,17 @@ DEG = "\u00b0"
 # ======================================================================================
 
 def _text(p: QPainter, rect: QRectF, text: str, font, color: QColor,
-          flags=Qt.AlignmentFlag.AlignCenter) -> None:
+          flags=Qt.AlignmentFlag.AlignCenter, *, record: list | None = None) -> None:
+    """``text`` in ``rect``, wrapped at words; a font too large for it is made smaller
+    (:func:`~ifllm_lab.ui.style.fit_font`). ``record``: a widget's list of what it painted
+    (its ``painted_texts()``)."""
+    flags = int(flags) | int(Qt.TextFlag.TextWordWrap)
+    font = style.fit_font(font, text, rect, flags)
     p.setFont(font)
     p.setPen(color)
-    p.drawText(rect, int(flags) | int(Qt.TextFlag.TextWordWrap), text)
+    p.drawText(rect, flags, text)
+    if record is not None:
+        record.append((QRectF(rect), text, font, flags))
 
 
 def _line_rect(w: float, y_centre: float, height: float, margin: float = 0.05) -> QRectF:
@@ -148,7 +155,7 @@ OVAL_H = 0.50
 
 
 def _paint_face_guide(p: QPainter, frame: QRectF, status: FaceStatus, features, image: QImage | None,
-                      targets: FacePositionTargets, *, compact: bool = False) -> None:
+                      targets: FacePositionTargets, *, compact: bool = False, record: list | None = None) -> None:
     """The camera frame with the target oval, the face's oval and an arrow between them."""
     radius = frame.height() * 0.04
     path = QPainterPath()
@@ -202,8 +209,8 @@ def _paint_face_guide(p: QPainter, frame: QRectF, status: FaceStatus, features, 
         p.setClipPath(path)
         p.fillRect(band, QColor(0, 0, 0, 150))
         p.restore()
-        _text(p, band, status.message, style.font_px(frame.height(), 0.1, minimum=10),
-              style.GOOD if good else style.TEXT)
+        _text(p, band.adjusted(band.width() * 0.03, 0, -band.width() * 0.03, 0), status.message,
+              style.font_px(frame.height(), 0.1), style.GOOD if good else style.TEXT, record=record)
 
 
 # ======================================================================================
@@ -281,6 +288,7 @@ class FaceGuide(QWidget):
         self._last_update = None
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(320, 240)
+        self._painted: list = []
         self._stale_timer = QTimer(self)
         self._stale_timer.setInterval(250)
         self._stale_timer.timeout.connect(self._check_stale)
@@ -349,17 +357,23 @@ class FaceGuide(QWidget):
         fh = fw / aspect
         return QRectF((w - fw) / 2, h * 0.15 + (h * 0.60 - fh) / 2, fw, fh)
 
+    def painted_texts(self) -> list:
+        """What the last paint wrote: [(rect, text, font, flags)] in widget px."""
+        return list(self._painted)
+
     def paintEvent(self, event) -> None:
         p = QPainter(self)
+        painted = self._painted = []
         try:
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
             p.fillRect(self.rect(), style.BACKGROUND)
             w, h = self.width(), self.height()
-            _text(p, _line_rect(w, h * 0.075, h * 0.09), self.title, style.font_px(h, 0.045), style.TEXT)
+            _text(p, _line_rect(w, h * 0.075, h * 0.09), self.title, style.font_px(h, 0.045), style.TEXT,
+                  record=painted)
             _paint_face_guide(p, self.frame_rect(), self._status, self._features, self._image, self.targets)
             st = self._status
             _text(p, _line_rect(w, h * 0.835, h * 0.08), st.message, style.font_px(h, 0.05, bold=True),
-                  style.GOOD if st.good else style.TEXT)
+                  style.GOOD if st.good else style.TEXT, record=painted)
             extra = list(st.hints[1:])
             f = self._features
             if f is not None and _finite(f.face_distance_mm) and st.code not in ("waiting", "no_face"):
@@ -370,7 +384,7 @@ class FaceGuide(QWidget):
                 extra = ["When you are ready, press the space bar"]
             if extra:
                 _text(p, _line_rect(w, h * 0.915, h * 0.06), "  \u00b7  ".join(extra),
-                      style.font_px(h, 0.028), style.TEXT_DIM)
+                      style.font_px(h, 0.028), style.TEXT_DIM, record=painted)
         except Exception:
             log.exception("face guide: paint failed")
         finally:
@@ -425,6 +439,7 @@ class TargetScreen(QWidget):
         self._last_number = 0
         self._face_status: FaceStatus | None = None
         self._face_features = None
+        self._painted: list = []
         self.setCursor(Qt.CursorShape.BlankCursor)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
@@ -558,14 +573,20 @@ class TargetScreen(QWidget):
             return None
 
     # -- painting -----------------------------------------------------------------------
+    def painted_texts(self) -> list:
+        """What the last paint wrote: [(rect, text, font, flags)] in widget px."""
+        return list(self._painted)
+
     def paintEvent(self, event) -> None:
         p = QPainter(self)
+        self._painted = []
         try:
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
             p.fillRect(self.rect(), style.BACKGROUND)
             w, h = self.width(), self.height()
             if self._message is not None:
-                _text(p, _line_rect(w, h * 0.5, h * 0.3), self._message, style.font_px(h, 0.04), style.TEXT)
+                _text(p, _line_rect(w, h * 0.5, h * 0.3), self._message, style.font_px(h, 0.04), style.TEXT,
+                      record=self._painted)
                 return
             st = self._state
             if self._run is None or st is None:
@@ -578,7 +599,8 @@ class TargetScreen(QWidget):
                 _draw_target(p, self.to_widget(st.x, st.y), r, rc)
                 self._paint_progress(p, st, pursuit)
             else:
-                _text(p, _line_rect(w, h * 0.5, h * 0.1), "Thank you", style.font_px(h, 0.045), style.TEXT_DIM)
+                _text(p, _line_rect(w, h * 0.5, h * 0.1), "Thank you", style.font_px(h, 0.045), style.TEXT_DIM,
+                      record=self._painted)
         except Exception:
             log.exception("target screen: paint failed")
         finally:
@@ -587,14 +609,18 @@ class TargetScreen(QWidget):
     def _paint_countdown(self, p: QPainter, st) -> None:
         w, h = self.width(), self.height()
         pursuit = self._run.pattern.is_pursuit
+        painted = self._painted
         if self._title:
-            _text(p, _line_rect(w, h * 0.035, h * 0.05), self._title, style.font_px(h, 0.024), style.TEXT_FAINT)
-        _text(p, _line_rect(w, h * 0.22, h * 0.1), "Look at the dot", style.font_px(h, 0.065), style.TEXT)
+            _text(p, _line_rect(w, h * 0.035, h * 0.05), self._title, style.font_px(h, 0.024), style.TEXT_FAINT,
+                  record=painted)
+        _text(p, _line_rect(w, h * 0.22, h * 0.1), "Look at the dot", style.font_px(h, 0.065), style.TEXT,
+              record=painted)
         hint = ("Follow it with your eyes and keep your head still" if pursuit
                 else "Keep looking at each dot until it jumps to the next place")
-        _text(p, _line_rect(w, h * 0.30, h * 0.06), hint, style.font_px(h, 0.03), style.TEXT_DIM)
+        _text(p, _line_rect(w, h * 0.30, h * 0.06), hint, style.font_px(h, 0.03), style.TEXT_DIM, record=painted)
         secs = max(1, math.ceil(st.remaining_s - 1e-9))
-        _text(p, _line_rect(w, h * 0.395, h * 0.11), str(secs), style.font_px(h, 0.085, bold=True), style.TEXT)
+        _text(p, _line_rect(w, h * 0.395, h * 0.11), str(secs), style.font_px(h, 0.085, bold=True), style.TEXT,
+              record=painted)
         first = self.first_target_px()
         if first is not None:
             r, rc = self.target_radii(0.0, pursuit)
@@ -603,7 +629,7 @@ class TargetScreen(QWidget):
             fh = h * 0.22
             frame = QRectF((w - fh * 4 / 3) / 2, h * 0.57, fh * 4 / 3, fh)
             _paint_face_guide(p, frame, self._face_status, self._face_features, None, self.face_targets,
-                              compact=True)
+                              compact=True, record=painted)
 
     def _paint_progress(self, p: QPainter, st, pursuit: bool) -> None:
         w, h = self.width(), self.height()
@@ -617,9 +643,10 @@ class TargetScreen(QWidget):
             p.setBrush(style.TEXT_FAINT)
             p.drawRect(QRectF(r.left(), r.top(), bw * float(np.clip(st.progress, 0, 1)), bh))
         else:
-            font = style.font_px(h, 0.022, minimum=10)
+            font = style.font_px(h, 0.022, minimum=style.MIN_FONT_PX)
             _text(p, QRectF(w * 0.7, h - m - h * 0.04, w * 0.3 - m, h * 0.04), f"{st.number} / {st.total}",
-                  font, style.TEXT_FAINT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                  font, style.TEXT_FAINT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                  record=self._painted)
 
 
 # ======================================================================================
@@ -697,7 +724,7 @@ class _ResearcherView(QWidget):
         button.setFocus()
 
     def _apply_sizes(self) -> None:
-        h = max(240, self.height())
+        h = max(240, style.type_height(self.width(), self.height()))
         m = int(h * 0.035)
         self.layout().setContentsMargins(m, m, m, m)
         self.layout().setSpacing(int(h * 0.012))
@@ -733,6 +760,7 @@ class _ScreenMap(QWidget):
         super().__init__(parent)
         self.report = None
         self.screen = None
+        self._painted: list = []
         self.setMinimumSize(200, 120)
 
     def set_data(self, report, screen) -> None:
@@ -775,6 +803,7 @@ class _ScreenMap(QWidget):
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
+        self._painted = []
         try:
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
             r = self.map_rect()
@@ -832,11 +861,22 @@ class _ScreenMap(QWidget):
 
     def _paint_legend(self, p: QPainter, r: QRectF) -> None:
         h = self.height()
-        font = style.font_px(h, 0.04, minimum=10)
-        p.setFont(font)
+        text = "mean estimate; circle: precision (RMS sample-to-sample)"
+        font = style.font_px(h, 0.04, minimum=style.MIN_FONT_PX)
         y = r.bottom() + h * 0.055
         x = r.left()
         gap = h * 0.04
+        one = float(self.screen.deg_to_px(1.0)) * r.width() / float(self.screen.width_px) \
+            if self.screen is not None else 0.0
+        lab = "1\u00b0"
+        while True:  # the legend on one line, across the map: smaller type where it is narrow
+            fm = QFontMetricsF(font)
+            need = 22 + fm.horizontalAdvance("target") + gap + 24 + fm.horizontalAdvance(text) + 12 \
+                + (fm.horizontalAdvance(lab) + 6 + one if one else 0)
+            if need <= r.width() or font.pixelSize() <= style.MIN_FONT_PX:
+                break
+            font.setPixelSize(font.pixelSize() - 1)
+        p.setFont(font)
         mid = y - p.fontMetrics().ascent() * 0.35
         p.setPen(QPen(style.TEXT, 1.5))
         _cross(p, QPointF(x + 7, mid), 7)
@@ -852,17 +892,22 @@ class _ScreenMap(QWidget):
         p.drawEllipse(QPointF(x + 8, mid), self.dot_px(), self.dot_px())
         x += 24
         p.setPen(style.TEXT_DIM)
-        text = "mean estimate; circle: precision (RMS sample-to-sample)"
         p.drawText(QPointF(x, y), text)
-        if self.screen is not None:  # 1 degree scale bar
-            one = float(self.screen.deg_to_px(1.0)) * r.width() / float(self.screen.width_px)
+        fm = QFontMetricsF(font)
+        room = (r.right() - one - 6 - fm.horizontalAdvance(lab) - 6 if one else r.right()) - x
+        self._painted = [(QRectF(x, y - fm.ascent(), room, fm.height()), text, QFont(font),
+                          int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop))]
+        if one:  # 1 degree scale bar
             xe = r.right()
             p.setPen(QPen(style.TEXT_DIM, 2))
             p.drawLine(QPointF(xe - one, mid), QPointF(xe, mid))
             p.drawLine(QPointF(xe - one, mid - 4), QPointF(xe - one, mid + 4))
             p.drawLine(QPointF(xe, mid - 4), QPointF(xe, mid + 4))
-            lab = "1\u00b0"
             p.drawText(QPointF(xe - one - 6 - p.fontMetrics().horizontalAdvance(lab), y), lab)
+
+    def painted_texts(self) -> list:
+        """The legend's text as last painted: [(rect, text, font, flags)] in widget px."""
+        return list(self._painted)
 
 
 class ValidationReportView(_ResearcherView):

@@ -27,8 +27,11 @@ from .calibration_wizard import FORCE_CONTINUE_KEY
 
 log = logging.getLogger(__name__)
 
-#: what the simulated participant asks, in turn
+#: what the simulated participant asks, in turn (the first two ask for the Markdown that
+#: answers are rendered from: a list with bold words, a table)
 QUESTIONS = (
+    "Give me three steps to cook rice, as a numbered list with the key word of each step in bold.",
+    "Write a Markdown table of three fruits and their colours.",
     "What is a good way to learn to cook?",
     "How do I keep houseplants alive in winter?",
     "Why is the sky blue?",

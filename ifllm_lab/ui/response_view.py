@@ -126,6 +126,7 @@ from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
 from ..analysis.layout import LayoutBoxes, TextHitTest
 from ..session.schema import LayoutLevel
 from . import style
+from .markdown_doc import MarkdownRenderer
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ class _DocLayout:
     frag_word: np.ndarray
     frag_line: np.ndarray
     frag_text: list
+    styles: tuple | None = None  # Markdown: style bits of (paragraphs, lines, fragments)
 
     def __post_init__(self) -> None:
         n_lines = len(self.line_box)
@@ -243,7 +245,7 @@ class _BlockGeom:
 
     Character offsets are code points within the block's text."""
 
-    lines: np.ndarray  # (n, 5): x, y, natural width, width, height
+    lines: np.ndarray  # (n, 6): x, y, natural width, width, height, x where the text starts
     line_chars: np.ndarray  # (n, 2)
     frags: np.ndarray  # (m, 3): x0, x1, line
     frag_chars: np.ndarray  # (m, 2)
@@ -251,7 +253,7 @@ class _BlockGeom:
     n_words: int
 
 
-_NO_WORDS = _BlockGeom(np.zeros((0, 5)), np.zeros((0, 2), np.int64), np.zeros((0, 3)), np.zeros((0, 2), np.int64),
+_NO_WORDS = _BlockGeom(np.zeros((0, 6)), np.zeros((0, 2), np.int64), np.zeros((0, 3)), np.zeros((0, 2), np.int64),
                        np.zeros(0, np.int64), 0)
 
 
@@ -285,9 +287,24 @@ def _measure_block(layout, text: str) -> _BlockGeom:
                 frag_chars.append((to_cp(fa), to_cp(fb)) if to16 else (fa, fb))
                 frag_word.append(w)
             k += 1
+    # where each line's text starts: its left edge, or for a right-aligned, centred or
+    # right-to-left line the first of its words (the line box covers the text, not the column)
+    text_x = [min(ln.cursorToX(s)[0], ln.cursorToX(e)[0]) for ln, s, e in zip(qlines, starts16, ends16)]
+    lines = np.column_stack((lines, np.array(text_x, dtype=np.float64)))
     return _BlockGeom(lines, line_chars, np.array(frags, dtype=np.float64).reshape(-1, 3),
                       np.array(frag_chars, dtype=np.int64).reshape(-1, 2), np.array(frag_word, dtype=np.int64),
                       len(spans))
+
+
+def _origin(doc, block, layout, nested: bool) -> tuple[float, float]:  # noqa: ARG001
+    """Where a block's layout sits in document px. A block of the root frame: its layout's
+    position; a block inside a frame (a Markdown table's cell): that plus the frame's place,
+    which only the document layout knows."""
+    if not nested:
+        pos = layout.position()
+        return pos.x(), pos.y()
+    r = doc.documentLayout().blockBoundingRect(block)
+    return r.x(), r.y()
 
 
 def _measure(view: "ResponseView", cache: dict) -> _DocLayout:
@@ -299,7 +316,7 @@ def _measure(view: "ResponseView", cache: dict) -> _DocLayout:
     doc = view.document()
     size = doc.size()  # QTextDocumentLayout.documentSize() finishes the (lazy) layout
     text = view.text()
-    t_of_d, u16 = _char_maps(text)
+    t_of_d, u16, shown, style_d = view._char_maps()
     if int(u16[-1]) != doc.characterCount() - 1:  # a Qt text transformation _display misses
         log.warning("response view %s: document length %d != %d expected; character indices may be off",
                     view.objectName(), doc.characterCount() - 1, int(u16[-1]))
@@ -307,6 +324,7 @@ def _measure(view: "ResponseView", cache: dict) -> _DocLayout:
     content_bottom = size.height() - frame.bottomMargin() - frame.padding() - frame.border()
     width_key = (doc.textWidth(), view.font_px, frame.leftMargin(), frame.rightMargin())
     used: dict = {}
+    nested = shown is not None and len(doc.rootFrame().childFrames()) > 0  # Markdown tables
 
     par, par_chars, lines, line_chars, line_par = [], [], [], [], []
     frags, frag_chars, frag_word, frag_line = [], [], [], []
@@ -324,15 +342,15 @@ def _measure(view: "ResponseView", cache: dict) -> _DocLayout:
         used[key] = geom
         if geom.n_words:
             p = len(par)
-            pos = layout.position()
-            lx, ly = pos.x(), pos.y()
-            bottom = (next_layout.position().y() if next_layout is not None else content_bottom) - ly
+            lx, ly = _origin(doc, block, layout, nested)
+            bottom = (_origin(doc, nxt, next_layout, nested)[1] if next_layout is not None else content_bottom) - ly
             ln = geom.lines
             x, y, h = ln[:, 0] + lx, ln[:, 1], ln[:, 4]
             following = np.append(y[1:], bottom)  # where the next line (or block) starts
             half = np.maximum(following - y - h, 0.0) / 2.0  # line spacing shared above and below
             y0, y1 = ly + y - half, ly + y + h + half
-            lines.append(np.column_stack((x, y0, x + ln[:, 2], y1)))
+            tx = ln[:, 5] + lx
+            lines.append(np.column_stack((tx, y0, tx + ln[:, 2], y1)))
             par.append((float(x.min()), float(y0[0]), float((x + ln[:, 3]).max()), float(y1[-1])))
             start_d = int(np.searchsorted(u16, block.position()))  # displayed index of the block start
             line_chars.append(geom.line_chars + start_d)
@@ -359,7 +377,16 @@ def _measure(view: "ResponseView", cache: dict) -> _DocLayout:
         ce = np.where(de > ds, t_of_d[np.maximum(de - 1, 0)] + 1, cs)
         return np.column_stack((cs, ce)).astype(np.int64)
 
-    f_chars = to_text(cat(frag_chars, (0, 2), np.int64))
+    d_frags = cat(frag_chars, (0, 2), np.int64)
+    f_chars = to_text(d_frags)
+    if shown is None:  # plain text: a word as shown is its raw characters
+        f_text = [text[a:b] for a, b in f_chars.tolist()]
+        styles = None
+    else:  # Markdown: the characters as shown, and their style
+        f_text = [shown[a:b] for a, b in d_frags.tolist()]
+        d_pars = np.array(par_chars, dtype=np.int64).reshape(-1, 2)
+        d_lines = cat(line_chars, (0, 2), np.int64)
+        styles = (style_d[d_pars[:, 0]], style_d[d_lines[:, 0]], style_d[d_frags[:, 0]])
     return _DocLayout(
         text_len=len(text),
         width=float(size.width()),
@@ -373,7 +400,8 @@ def _measure(view: "ResponseView", cache: dict) -> _DocLayout:
         frag_chars=f_chars,
         frag_word=cat(frag_word, (0,), np.int64),
         frag_line=cat(frag_line, (0,), np.int64),
-        frag_text=[text[a:b] for a, b in f_chars.tolist()],
+        frag_text=f_text,
+        styles=styles,
     )
 
 
@@ -403,6 +431,11 @@ def _boxes(view: "ResponseView", lay: _DocLayout) -> LayoutBoxes:
         paragraph = np.concatenate(([-1], np.arange(n_par), lay.line_par, lay.line_par[lay.frag_line]))
         chars = np.concatenate((whole, lay.par_chars, lay.line_chars, lay.frag_chars))
         text = [""] * (1 + n_par + n_line) + lay.frag_text
+    style = None
+    if lay.styles is not None:
+        ps, ls, fs = lay.styles
+        parts = [[0], fs] if prompt else [[0], ps, ls, fs]
+        style = np.concatenate([np.asarray(x, dtype=np.int64) for x in parts]).astype(np.uint16)
     dx = origin.x() - sx
     dy = origin.y() - sy
     return LayoutBoxes(
@@ -419,6 +452,7 @@ def _boxes(view: "ResponseView", lay: _DocLayout) -> LayoutBoxes:
         text=text,
         scroll_x=sx,
         scroll_y=sy,
+        style=style,
     )
 
 
@@ -452,8 +486,11 @@ class ResponseView(QTextBrowser):
         font_px: text size in px (default :func:`default_font_px` for the view's screen).
         max_line_chars: longest line in average characters (None: as wide as the view).
 
-    The text is shown exactly as given: no markdown or HTML, character ``i`` of the
+    Plain (the default): the text is shown exactly as given, character ``i`` of the
     document is character ``i`` of :meth:`text` (see the module doc for line breaks).
+    ``markdown=True`` renders it as chat apps do (:mod:`~ifllm_lab.ui.markdown_doc`): every
+    shown character still comes from one character of :meth:`text`, and the recorded boxes
+    index :meth:`text` (markup included) while their ``text`` is the word as shown.
     The view is read-only with no text interaction at all (no selection, no links, no
     context menu): participants read, and a selection highlight or a drag that scrolls
     would change what they see outside the recorded events. It scrolls vertically only
@@ -463,7 +500,7 @@ class ResponseView(QTextBrowser):
     """
 
     def __init__(self, response: int, parent: QWidget | None = None, *, object_name: str | None = None,
-                 font_px: int | None = None, max_line_chars: int | None = MAX_LINE_CHARS):
+                 font_px: int | None = None, max_line_chars: int | None = MAX_LINE_CHARS, markdown: bool = False):
         super().__init__(parent)
         response = int(response)
         if response not in _NAMES:
@@ -480,6 +517,10 @@ class ResponseView(QTextBrowser):
         self._block_format = QTextBlockFormat()
         self._block_format.setLineHeight(float(LINE_SPACING_PERCENT),
                                          QTextBlockFormat.LineHeightTypes.ProportionalHeight.value)
+        #: Markdown rendering (answers as chat apps show them) or the text exactly as written
+        self.markdown = bool(markdown)
+        self._md = MarkdownRenderer(self.document(), self._block_format, 16) if self.markdown else None
+        self._streaming = False
 
         self.setOpenLinks(False)
         self.setOpenExternalLinks(False)
@@ -503,17 +544,29 @@ class ResponseView(QTextBrowser):
         return self._text
 
     def set_text(self, text: str) -> None:
-        """Show ``text`` (replacing what was there) from the top."""
+        """Show ``text`` (replacing what was there) from the top, as a complete answer."""
         text = str(text)
         self._text = text
-        super().setPlainText(_display(text, ""))
-        self._format_document()
+        if self._md is not None:
+            self._streaming = False
+            self._md.reset()
+            self._render_markdown()
+        else:
+            super().setPlainText(_display(text, ""))
+            self._format_document()
         self.verticalScrollBar().setValue(0)
 
     def append_text(self, piece: str) -> None:
-        """Add a streamed piece at the end. The scroll position never changes."""
+        """Add a streamed piece at the end. The scroll position never changes. Markdown:
+        the answer is taken as still streaming (markers without their closer yet are not
+        shown) until :meth:`finish_text`."""
         piece = str(piece)
         if not piece:
+            return
+        if self._md is not None:
+            self._text += piece
+            self._streaming = True
+            self._render_markdown()
             return
         shown = _display(piece, self._text[-1:])
         self._text += piece
@@ -521,6 +574,43 @@ class ResponseView(QTextBrowser):
             cursor = QTextCursor(self.document())
             cursor.movePosition(QTextCursor.MoveOperation.End)
             cursor.insertText(shown)  # new blocks take the last block's format (line spacing)
+
+    def set_markdown(self, on: bool) -> None:
+        """Render Markdown (True) or show the text exactly as written (False); the text
+        shown now is shown again the new way."""
+        on = bool(on)
+        if on == self.markdown:
+            return
+        self.markdown = on
+        self._md = MarkdownRenderer(self.document(), self._block_format, self._font_px) if on else None
+        self.document().clear()
+        self._margins = None
+        text, self._text = self._text, ""
+        self.set_text(text)
+
+    def finish_text(self) -> None:
+        """The streamed answer is complete: Markdown shows any marker left without its
+        closer as written (nothing else moves)."""
+        if self._md is not None and self._streaming:
+            self._streaming = False
+            self._render_markdown()
+
+    def _render_markdown(self) -> None:
+        from ..analysis.markdown import parse
+
+        keep = self.verticalScrollBar().value()
+        if self._md.render(parse(self._text, partial=self._streaming)) == 0:
+            self._margins = None  # a cleared document lost its frame's margins
+        self._apply_margins(self.width())
+        self.verticalScrollBar().setValue(keep)
+
+    def _char_maps(self):
+        """``(t_of_d, u16, shown, style)``: see :func:`_char_maps` (plain text: ``shown``
+        and ``style`` are None) and :meth:`MarkdownRenderer.maps`."""
+        if self._md is not None:
+            return self._md.maps(len(self._text))
+        t_of_d, u16 = _char_maps(self._text)
+        return t_of_d, u16, None, None
 
     def clear_text(self) -> None:
         self.set_text("")
@@ -551,6 +641,10 @@ class ResponseView(QTextBrowser):
         self.document().setDefaultFont(font)
         self.setTabStopDistance(8 * QFontMetricsF(font).horizontalAdvance(" "))  # plain-text tabs
         self._margins = None
+        if self._md is not None:
+            self._md.set_font_px(px)
+            self._render_markdown()
+            return
         self._format_document()
 
     def _format_document(self) -> None:

@@ -26,7 +26,7 @@ import os
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QEventLoop, Qt, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QLayout, QMessageBox, QStackedWidget
 
@@ -148,6 +148,7 @@ class StudyApp(QStackedWidget):
         self.setup_page = SetupPage(face_targets)
         self.consent_page = ConsentPage()
         self.chat_page = ChatPage()
+        self.chat_page.set_markdown(config.study.answers == "markdown")
         self.questionnaire_page = QuestionnairePage()
         self.message_page = MessagePage()
         for p in (self.setup_page, self.consent_page, self.chat_page, self.questionnaire_page, self.message_page):
@@ -580,6 +581,7 @@ class StudyApp(QStackedWidget):
     def _answers_done(self, turn: Turn) -> None:
         if turn is not self.turn:
             return
+        self.chat_page.finish_answers()
         for side, response in turn.display_order():
             res = turn.results.get(response)
             side_key = "left" if side in ("left", "single") else "right"
@@ -798,17 +800,27 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
 
         result: dict = {}
         driver = PilotParticipant(w, timeout_s=pilot_timeout_s)
+        # a loop of its own, not the application's: quitting that would stop every later
+        # event loop of a process that goes on (an embedding program, a test run)
+        loop = QEventLoop()
 
         def ended(report: dict) -> None:
             result.update(report)
             if screenshot:
                 result["screenshot"] = screenshot if w.grab().save(screenshot) else None
-            w.close()
-            app.quit()
+            loop.quit()
 
         driver.finished.connect(ended)
-        driver.start()
-        app.exec()
+        w.destroyed.connect(loop.quit)
+        quit_on_close = app.quitOnLastWindowClosed()
+        app.setQuitOnLastWindowClosed(False)
+        try:
+            driver.start()
+            loop.exec()
+        finally:
+            driver.timer.stop()
+            w.close()
+            app.setQuitOnLastWindowClosed(quit_on_close)
         if not result:  # the window was closed by hand before the pilot ended
             result = {"ok": False, "problem": "the window was closed before the pilot ended"}
         print(json.dumps(result))

@@ -169,13 +169,13 @@ class SetupPage(Page):
         self.study_status.hide()
         self.code = QLineEdit(self)
         self.code.setObjectName("participant_code")
-        self.code.setPlaceholderText("participant code (stored only as a pseudonym)")
+        self.code.setPlaceholderText("participant code")
         self.code_error = _label("", "error", self, name="code_error")
         self.camera_status = _label("Camera: starting...", "dim", self, name="camera_status")
         self.llm_status = _label("Language model: loading...", "dim", self, name="llm_status")
         self.folder_status = _label("", "dim", self, name="folder_status")
         self.preview = FaceGuide(self, targets=face_targets)
-        self.preview.setMinimumSize(320, 240)
+        self.preview.setMinimumSize(240, 240)
         self.retry_button = QPushButton("Retry camera", self)
         self.retry_button.setObjectName("retry_camera")
         self.retry_button.hide()
@@ -188,12 +188,17 @@ class SetupPage(Page):
         self.interrupted_box = QVBoxLayout()
         self.rows: list[InterruptedRow] = []
 
-        left = QVBoxLayout()
+        # what the researcher reads scrolls when it is taller than the window; the buttons stay in sight
+        info = QWidget(self)
+        info.setObjectName("page")
+        left = QVBoxLayout(info)
+        left.setContentsMargins(0, 0, 0, 0)
+        left.setSpacing(8)
         left.addWidget(self.title)
         left.addWidget(self.summary)
         left.addWidget(self.study_status)
         left.addSpacing(12)
-        left.addWidget(_label("Participant code", "", self))
+        left.addWidget(_label("Participant code (stored only as a pseudonym)", "", self))
         left.addWidget(self.code)
         left.addWidget(self.code_error)
         left.addSpacing(8)
@@ -204,16 +209,23 @@ class SetupPage(Page):
         left.addWidget(self.interrupted_title)
         left.addLayout(self.interrupted_box)
         left.addStretch(1)
+        self.info_scroll = QScrollArea(self)
+        self.info_scroll.setWidgetResizable(True)
+        self.info_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.info_scroll.setWidget(info)
         buttons = QHBoxLayout()
         buttons.addWidget(self.quit_button)
         buttons.addStretch(1)
         buttons.addWidget(self.retry_button)
         buttons.addWidget(self.start_button)
-        left.addLayout(buttons)
+        column = QVBoxLayout()
+        column.setSpacing(12)
+        column.addWidget(self.info_scroll, 1)
+        column.addLayout(buttons)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(40, 30, 40, 30)
         lay.setSpacing(30)
-        lay.addLayout(left, 5)
+        lay.addLayout(column, 5)
         lay.addWidget(self.preview, 4)
 
         self.start_button.clicked.connect(self._start)
@@ -475,6 +487,13 @@ class ChatPage(Page):
         self.preference_group.idClicked.connect(self._rating_changed)
         self.new_turn(1, 1, pairwise=False)
 
+    def _restyle(self, h: int) -> None:
+        super()._restyle(h)
+        if hasattr(self, "question"):  # the question and its box grow with the type (96 / 120 px at 720)
+            h = max(360, int(h))
+            self.prompt_view.setMaximumHeight(max(96, int(h * 0.134)))
+            self.question.setMaximumHeight(max(120, int(h * 0.167)))
+
     # -- state ------------------------------------------------------------------------------
     def new_turn(self, number: int, total: int, *, pairwise: bool, last: bool = False) -> None:
         """Reset for question ``number`` of ``total``."""
@@ -529,6 +548,16 @@ class ChatPage(Page):
 
     def append(self, side: str, text: str) -> None:
         self.panels[side].view.append_text(text)
+
+    def set_markdown(self, on: bool) -> None:
+        """Answers rendered as Markdown (the study's ``answers = "markdown"``) or as written."""
+        for p in self.panels.values():
+            p.view.set_markdown(on)
+
+    def finish_answers(self) -> None:
+        """The answers are complete (Markdown: a marker left open is shown as written)."""
+        for p in self.panels.values():
+            p.view.finish_text()
 
     def show_error(self, side: str, message: str) -> None:
         self.panels[side].status.setText(message)

@@ -6,13 +6,16 @@ contrast without glare). Researcher views use the same palette so switching betw
 does not flash the room.
 
 Font sizes are given as fractions of the widget height (:func:`font_px`) so text reads
-the same on a laptop and on a large lab monitor.
+the same on a laptop and on a large lab monitor; :func:`type_height` keeps them in
+proportion on a narrow or portrait window, and :func:`fit_font` makes painted text that
+would not fit its place smaller, never below ``MIN_FONT_PX``.
 """
 from __future__ import annotations
 
 import math
 
-from PySide6.QtGui import QColor, QFont, QIcon
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QIcon
 from PySide6.QtWidgets import QApplication
 
 BACKGROUND = QColor("#3a3a3a")
@@ -30,6 +33,8 @@ WARN = QColor("#f0b429")
 BAD = QColor("#ef6a5e")
 
 FONT_FAMILY = "DejaVu Sans"  # falls back to the platform's sans serif when missing
+MIN_FONT_PX = 12  # the smallest type a page uses when it makes its text smaller to fit
+NARROWEST = 1.6  # the width : height of the narrowest screen type is sized for (1024 x 640)
 
 
 def font_px(height: float, fraction: float, *, minimum: int = 11, bold: bool = False) -> QFont:
@@ -39,6 +44,30 @@ def font_px(height: float, fraction: float, *, minimum: int = 11, bold: bool = F
     f.setPixelSize(max(int(minimum), int(round(height * fraction))))
     f.setBold(bold)
     return f
+
+
+def type_height(width: float, height: float) -> float:
+    """The height to size type by in a ``width`` x ``height`` area: the height itself on
+    a landscape screen, less where the area is narrower than ``NARROWEST`` (a 4:3 or a
+    portrait screen), so that a line of text keeps its length relative to the width."""
+    return min(float(height), float(width) / NARROWEST)
+
+
+def fit_font(font: QFont, text: str, rect: QRectF, flags=Qt.AlignmentFlag.AlignCenter, *,
+             minimum: int = MIN_FONT_PX) -> QFont:
+    """``font``, or a smaller copy of it (not below ``minimum`` px) with which ``text``
+    (wrapped at word boundaries) fits into ``rect``."""
+    f = QFont(font)
+    px = f.pixelSize()
+    if px <= 0 or not text:
+        return f
+    flags = int(flags) | int(Qt.TextFlag.TextWordWrap)
+    while True:
+        need = QFontMetricsF(f).boundingRect(rect, flags, text)
+        if (need.width() <= rect.width() + 0.5 and need.height() <= rect.height() + 0.5) or px <= minimum:
+            return f
+        px = max(int(minimum), min(px - 1, int(px * 0.92)))
+        f.setPixelSize(px)
 
 
 def fmt(value: float, digits: int = 2, unit: str = "") -> str:

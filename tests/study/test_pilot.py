@@ -4,14 +4,16 @@ llama.cpp with the bundled model), and the file it leaves replays."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
 from ifllm_lab.cli import main
 from ifllm_lab.session import SessionReader
 from ifllm_lab.session.inspect import summarize
-from ifllm_lab.session.schema import MouseKind
+from ifllm_lab.session.schema import LayoutLevel, MouseKind
 
+from tests.support.markdown_text import shown_word
 from tests.support.screenshots import H, W
 
 
@@ -67,6 +69,17 @@ def test_the_pilot_runs_a_whole_session_that_replays(qapp, tmp_path, face_video,
         assert (mouse["kind"] == int(MouseKind.PRESS)).sum() >= 2 * 4 + 3  # start, agree, 2 x (2 + 1 + next), ...
         on_answers = (mouse["kind"] == int(MouseKind.MOVE)) & (mouse["aoi_response"] >= 1)
         assert on_answers.sum() > 20
+        # the answers were rendered as Markdown: every word box is its raw characters as shown
+        lay = r["layout"].read()
+        for k, row in enumerate(turns):
+            for resp in (1, 2):
+                raw = str(row[f"response_{resp}"])
+                ws = lay[(lay["level"] == int(LayoutLevel.WORD)) & (lay["turn"] == k) & (lay["response"] == resp)]
+                ws = ws[ws["snapshot"] == ws["snapshot"].max()]
+                assert len(ws) and [str(t) for t in ws["text"]] == [
+                    shown_word(raw, a, b) for a, b in zip(ws["char_start"], ws["char_end"])]
+                if re.search(r"\*\*\S[^*]*\*\*", raw):
+                    assert (ws["style"] & 1).any()  # bold words were recorded as bold
         gaze = r["gaze"].read()
         assert len(gaze) > 100 and np.isfinite(gaze["x"][gaze["valid"] == 1]).all()
         names = [str(n) for n in r["phases"].column("name")]

@@ -20,6 +20,7 @@ from ifllm_lab.session import SessionReader
 from ifllm_lab.session.inspect import summarize
 from ifllm_lab.session.schema import CORE_STREAMS, LayoutLevel, MouseKind, TurnMode
 
+from tests.support.markdown_text import shown_word
 from tests.support.screenshots import save, shots_folder
 from tests.support.study_app import (
     StallMeter, ask, calibrate, click, finish, inject_moves, make_app, phases, rate, study, wait_setup_ready,
@@ -118,8 +119,9 @@ def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video, capsys):
         for resp in (1, 2):
             text = turn1.results[resp].text
             ws = last[last["response"] == resp]
-            assert [w["text"] for w in ws] == [text[a:b] for a, b in zip(ws["char_start"], ws["char_end"])]
-            assert " ".join(w["text"] for w in ws) == " ".join(text.split())
+            # answers are rendered as Markdown (the default): each word is its raw characters as shown
+            assert [w["text"] for w in ws] == [shown_word(text, a, b) for a, b in zip(ws["char_start"], ws["char_end"])]
+            assert all(0 <= a < b <= len(text) for a, b in zip(ws["char_start"], ws["char_end"]))
         # mouse: clicks were recorded with AOIs; gaze rows have calibrated points
         mouse = r["mouse"].read()
         assert (mouse["kind"] == int(MouseKind.PRESS)).sum() >= 8
@@ -163,7 +165,7 @@ def test_pairwise_session_end_to_end(qtbot, tmp_path, face_video, capsys):
 
 def test_pointwise_session_end_to_end(qtbot, tmp_path, face_video):
     shots = shots_folder(tmp_path)
-    cfg = study(tmp_path, face_video, mode="pointwise", questions=2)
+    cfg = study(tmp_path, face_video, mode="pointwise", questions=2, answers="plain")  # the text as written
     cfg["calibration"]["drift_check_every"] = 0
     app = make_app(qtbot, cfg, participant="p-12")
     try:
@@ -216,6 +218,10 @@ def test_pointwise_session_end_to_end(qtbot, tmp_path, face_video):
               f"{np.mean(expected == m['aoi_word']):.4f}")
         assert on_words.sum() > 500 and np.all(m["aoi_response"][on_words] == 0)  # the single answer
         assert np.mean(expected == m["aoi_word"]) > 0.995  # (box edges are float px)
+        # plain answers: every word is exactly its raw characters
+        text = str(turns[0]["response_1"])
+        assert [str(w) for w in words["text"]] == [text[a:b] for a, b in zip(words["char_start"], words["char_end"])]
+        assert not words["style"].any()
         # the second question was asked with the first answer in the context
         s2 = json.loads(turns[1]["settings"])
         assert s2["response_1"]["prompt_tokens"] > json.loads(turns[0]["settings"])["response_1"]["prompt_tokens"]

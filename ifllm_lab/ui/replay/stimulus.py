@@ -14,15 +14,19 @@ from the release's relative positions and character indices (page px).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QPixmap,
+from PySide6.QtGui import (QBrush, QColor, QFont, QFontDatabase, QFontMetricsF, QImage, QPainter, QPainterPath,
+                           QPen, QPixmap,
                            QPolygonF, QStaticText, QTransform)
 
+from ...analysis import markdown as md
 from ...session.schema import LayoutLevel
 from .. import style
+from ..markdown_doc import CODE_GROUND, HEADER_GROUND, HEADING_SCALE, TABLE_EDGE
 
 __all__ = ["Overlays", "StimulusRenderer", "render_image", "OVERLAY_NAMES"]
 
@@ -88,6 +92,10 @@ def _heat_colour_table() -> list[int]:
 _HEAT_TABLE = _heat_colour_table()
 
 
+_ITEM_MARK = re.compile(r"[ \t]*(?:>[ \t]?)*[ \t]*([-*+]|\d{1,9}[.)])(?=[ \t]|$)")
+#: the style bits that change a word's font (inline styles, heading level, code blocks, table headers)
+_FONT_BITS = md.BOLD | md.ITALIC | md.CODE | md.STRIKE | md.LINK | (7 << md.HEADING_SHIFT) | md.CODE_BLOCK \
+    | md.TABLE_HEADER
 _TINTS = [QColor(64, 170, 255, a) for a in range(256)]  # the AOI dwell tint by opacity
 TEXT_LAYER_BUDGET = 96e6  # bytes of drawn text layers kept for scrubbing back and forth
 
@@ -100,12 +108,13 @@ class StimulusRenderer:
         self._font_cache: dict[int, tuple[QFont, QFontMetricsF]] = {}
         self._sprites: dict[tuple, QPixmap] = {}  # fixation circles
         self._word_px: dict[tuple, float] = {}  # (line height, scale) -> font px of the words
-        self._advances: dict[int, dict[str, float]] = {}  # font px -> word -> width
-        self._statics: dict[int, dict[str, QStaticText]] = {}  # font px -> word -> laid out
+        self._advances: dict[tuple, dict[str, float]] = {}  # font -> word -> width
+        self._statics: dict[tuple, dict[str, QStaticText]] = {}  # font -> word -> laid out
         self._heat_cache: tuple | None = None
         self._dwell_cache: dict[int, tuple] = {}  # turn -> turn_dwell()
         self._fix = None  # fixations, once computed (set_fixations)
         self._text_cache: dict[tuple, QImage] = {}  # layout state and size -> drawn panels and words
+        self._styled_cache: dict[tuple, tuple[QFont, QFontMetricsF]] = {}
 
     # -- inputs computed elsewhere ---------------------------------------------------------
     def set_fixations(self, events) -> None:
@@ -184,6 +193,8 @@ class StimulusRenderer:
                 r = QRectF(dx + b["x0"] * s, dy + b["y0"] * s, (b["x1"] - b["x0"]) * s, (b["y1"] - b["y0"]) * s)
                 if r.width() > 1 and r.height() > 1:
                     q.drawRoundedRect(r, 6 * s, 6 * s)
+            if overlays.text and "style" in (boxes.dtype.names or ()):
+                self._paint_blocks(q, boxes, s, dx, dy, t)
             if overlays.text and len(words):
                 self._draw_words(q, words, s, dx, dy)
             q.end()
@@ -231,10 +242,76 @@ class StimulusRenderer:
             px = self._word_px[key] = min(px, h * s * 0.8)
         return self._font(px)
 
+    def _styled_font(self, base: QFont, style_bits: int) -> tuple[QFont, QFontMetricsF]:
+        """The body font as a Markdown style shows it (bold, italic, monospace, heading size)."""
+        key = (base.pixelSize(), int(style_bits) & _FONT_BITS)
+        f = self._styled_cache.get(key)
+        if f is None:
+            font = QFont(base)
+            level = md.heading_level(style_bits)
+            px = base.pixelSize() * (HEADING_SCALE.get(level, 1.0) if level else 1.0)
+            if style_bits & (md.CODE | md.CODE_BLOCK):
+                font.setFamilies(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).families())
+                px *= 0.92
+            font.setPixelSize(max(4, round(px)))
+            font.setBold(bool(level) or bool(style_bits & (md.BOLD | md.TABLE_HEADER)))
+            font.setItalic(bool(style_bits & md.ITALIC))
+            font.setStrikeOut(bool(style_bits & md.STRIKE))
+            font.setUnderline(bool(style_bits & md.LINK))
+            f = self._styled_cache[key] = (font, QFontMetricsF(font))
+        return f
+
+    def _paint_blocks(self, q: QPainter, boxes, s: float, dx: float, dy: float, t: float) -> None:
+        """What Markdown draws around the words: code blocks' ground, table cells, list
+        bullets and numbers (the item's marker, read from the raw answer)."""
+        pars = boxes[boxes["level"] == int(LayoutLevel.PARAGRAPH)]
+        if not len(pars) or not pars["style"].any():
+            return
+        turn = self.data.turn_at(t)
+        texts = turn.responses if turn is not None else {}
+        body = self._word_font(boxes[boxes["level"] == int(LayoutLevel.WORD)], s)[0]
+        for b in pars:
+            st = int(b["style"])
+            r = QRectF(dx + b["x0"] * s, dy + b["y0"] * s, (b["x1"] - b["x0"]) * s, (b["y1"] - b["y0"]) * s)
+            if st & md.CODE_BLOCK:
+                q.fillRect(r.adjusted(-6 * s, 0, 6 * s, 0), CODE_GROUND)
+            elif st & md.TABLE:
+                q.setPen(QPen(TABLE_EDGE, 1))
+                q.setBrush(HEADER_GROUND if st & md.TABLE_HEADER else Qt.BrushStyle.NoBrush)
+                q.drawRect(r.adjusted(-5 * s, -2 * s, 5 * s, 2 * s))
+            elif st & md.LIST_ITEM:
+                raw = texts.get(int(b["response"]), "")
+                cs = int(b["char_start"])
+                line_start = raw.rfind("\n", 0, cs) + 1
+                m = _ITEM_MARK.match(raw, line_start, cs) if 0 <= cs <= len(raw) else None
+                if m is None:
+                    continue  # a later paragraph of an item: no bullet
+                label = m.group(1) if m.group(1)[:1].isdigit() else "\u2022"
+                font, fm = self._styled_font(body, 0)
+                q.setFont(font)
+                q.setPen(WORD)
+                w = fm.horizontalAdvance(label + " ")
+                line_h = min(r.height(), fm.height() * 1.5)
+                q.drawText(QRectF(r.left() - w, r.top(), w, line_h), Qt.AlignmentFlag.AlignVCenter, label)
+
     def _draw_words(self, p, words, s, dx, dy) -> None:
         """The words inside the frame, each at its recorded box (a word wider than its box
-        is squeezed into it); words scrolled off the frame cost nothing."""
-        font, fm = self._word_font(words, s)
+        is squeezed into it), in the style it was shown in (Markdown answers); words
+        scrolled off the frame cost nothing."""
+        styles = words["style"] if "style" in (words.dtype.names or ()) else None
+        plain = words if styles is None or not styles.any() else words[styles == 0]
+        body, fm = self._word_font(plain if len(plain) else words, s)
+        if styles is not None and styles.any():
+            groups = {}
+            for k, st in enumerate((styles.astype(np.int64) & _FONT_BITS).tolist()):
+                groups.setdefault(st, []).append(k)
+            for st, idx in groups.items():
+                font, sfm = self._styled_font(body, st) if st else (body, fm)
+                self._draw_word_run(p, words[np.asarray(idx)], font, sfm, s, dx, dy)
+            return
+        self._draw_word_run(p, words, body, fm, s, dx, dy)
+
+    def _draw_word_run(self, p, words, font, fm, s, dx, dy) -> None:
         p.setFont(font)
         ascent, descent = fm.ascent(), fm.descent()
         dev = p.device()
@@ -244,8 +321,9 @@ class StimulusRenderer:
         y0 = dy + words["y0"] * s
         y1 = dy + words["y1"] * s
         keep = (y1 > 0) & (y0 < bottom) & (x1 > 0) & (x0 < right) & (x1 > x0)
-        advances = self._advances.setdefault(font.pixelSize(), {})
-        statics = self._statics.setdefault(font.pixelSize(), {})
+        fkey = (font.pixelSize(), font.bold(), font.italic(), font.family(), font.underline(), font.strikeOut())
+        advances = self._advances.setdefault(fkey, {})
+        statics = self._statics.setdefault(fkey, {})
         top_off = (ascent + descent) / 2
         pen = None
         for k in np.flatnonzero(keep).tolist():
