@@ -208,6 +208,19 @@ class TextHitTest:
         li -= (li >= 0) & (self.y0[np.clip(li, 0, None)] > y)  # a key rounded onto the next line's start
         lc = np.clip(li, 0, len(self.group) - 1)
         on = (li >= 0) & (self.group[lc] == g) & (y < self.y1[lc]) & (x >= self.x0[lc]) & (x < self.x1[lc])
+        # lines side by side (the cells of a table row): the one before whose column holds x
+        miss = np.flatnonzero((li >= 0) & ~on & (self.group[lc] == g) & (y < self.y1[lc]))
+        for back in range(1, 65):
+            if not len(miss):
+                break
+            k = lc[miss] - back
+            ok = k >= 0
+            kc = np.clip(k, 0, None)
+            same = ok & (self.group[kc] == g[miss]) & (self.y1[kc] > y[miss])
+            hit = same & (self.y0[kc] <= y[miss]) & (x[miss] >= self.x0[kc]) & (x[miss] < self.x1[kc])
+            lc[miss[hit]] = kc[hit]
+            on[miss[hit]] = True
+            miss = miss[same & ~hit]
         sel = np.flatnonzero(on)
         li, xs = lc[sel], x[sel]
         out["row"][sel] = li

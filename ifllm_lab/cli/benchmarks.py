@@ -67,15 +67,24 @@ def _bench(args) -> int:
             return EXIT_BAD_INPUT
         except OSError as exc:
             raise write_problem(args.folder or "the temporary folder", exc) from None
+    elif args.what == "study":
+        from ..ui.study_bench import bench_study
+
+        try:
+            result = bench_study(runs=1 if args.repeats is None else max(1, args.repeats),
+                                 questions=max(1, args.questions), folder=args.folder)
+        except RuntimeError as exc:
+            raise CommandError(str(exc), EXIT_FAILED) from None
     elif args.what == "answers":
         from ..ui.answers_bench import bench_answers
 
-        result = bench_answers(runs=args.repeats if args.repeats else 3, folder=args.folder)
+        result = bench_answers(runs=3 if args.repeats is None else max(1, args.repeats), folder=args.folder)
     elif args.what == "analysis":
         from ..bench import bench_analysis
 
         try:
-            result = bench_analysis(samples=args.samples, snapshots=args.snapshots, repeats=args.repeats,
+            result = bench_analysis(samples=args.samples, snapshots=args.snapshots,
+                                    repeats=5 if args.repeats is None else args.repeats,
                                     folder=args.folder)
         except ValueError as exc:
             report_problem(str(exc))
@@ -129,6 +138,9 @@ def register(sub) -> None:
                                    "llm: load time, first-token latency and tokens/s of the local model.\n"
                                    "replay: open time, seek p95 and render fps of the replay on a session "
                                    "(default: a synthetic hour).\n"
+                                   "study: a simulated participant runs a whole pairwise study on a rendered "
+                                   "face video with the bundled LLM, with the participant window alone and with "
+                                   "the live monitor beside it: the GUI thread's stalls (max, p99, p99.9 ms).\n"
                                    "answers: a long Markdown answer streamed token by token into a real answer "
                                    "view with the layout tracker, rendered as Markdown and as plain text side by "
                                    "side: the GUI thread's time per piece (median, p95, max).\n"
@@ -142,7 +154,7 @@ def register(sub) -> None:
                                    "(default: ../shared/data/ifllm-dev.tar.xz) for --steps steps, then the "
                                    "evaluation on --prompts held-out prompts: seconds per step, peak memory, "
                                    "the loss curve, the win rate of tuned over base.")
-    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis", "workbench", "dpo", "answers"))
+    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis", "workbench", "dpo", "answers", "study"))
     s.add_argument("file", nargs="?", default=None, metavar="FILE.h5|FOLDER",
                    help="replay: the session to measure (default: a synthetic one-hour session); workbench: the "
                         "sessions to copy (default: a generated one); dpo: the sessions or IFLLM release")
@@ -159,7 +171,10 @@ def register(sub) -> None:
     s.add_argument("--flood-rows", type=int, default=1_000_000, help="rows for the capacity measurement")
     s.add_argument("--samples", type=int, default=216_000, help="analysis: gaze samples (default: 1 h at 60 Hz)")
     s.add_argument("--snapshots", type=int, default=600, help="analysis: layout snapshots (default 600)")
-    s.add_argument("--repeats", type=int, default=5, help="analysis: repetitions of each measurement (default 5); answers: runs of each mode")
+    s.add_argument("--repeats", type=int, default=None,
+                   help="analysis: repetitions of each measurement (default 5); answers: runs of each mode "
+                        "(default 3); study: runs of each mode (default 1)")
+    s.add_argument("--questions", type=int, default=2, help="study: questions per session (default 2)")
     s.add_argument("--steps", type=int, default=20, help="dpo: training steps (default 20)")
     s.add_argument("--prompts", type=int, default=20, help="dpo: held-out prompts to evaluate on (default 20)")
     s.add_argument("--folder", default=None, help="where to write the temporary files (default: system temp)")

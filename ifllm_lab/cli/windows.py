@@ -50,7 +50,8 @@ def cmd_app(args) -> int:
     try:
         return run_app(config, camera=args.camera, participant=args.participant, windowed=args.windowed,
                        size=size, check_s=args.check, screenshot=args.screenshot, screen_index=args.screen,
-                       pilot=args.pilot, pilot_timeout_s=args.pilot_timeout)
+                       pilot=args.pilot, pilot_timeout_s=args.pilot_timeout, monitor=args.monitor,
+                       monitor_screen=args.monitor_screen)
     except ValueError as exc:
         report_problem(str(exc))
         return EXIT_BAD_INPUT
@@ -112,6 +113,13 @@ def register(sub) -> None:
                    help="with --pilot: give up after SECONDS (default 900)")
     s.add_argument("--screenshot", default=None, metavar="PNG",
                    help="with --check: save the window; with --pilot: the last page")
+    s.add_argument("--monitor", action="store_true",
+                   help="open the live monitor beside the study: the camera with the face landmarks, gaze rate, "
+                        "valid share and dropped frames, validation and drift, the participant's screen in "
+                        "miniature with the live gaze, the turn, the LLM, the file; Pause, Recalibrate at next "
+                        "turn, End session (on a second screen when there is one)")
+    s.add_argument("--monitor-screen", type=int, default=None, metavar="N",
+                   help="with --monitor: the screen for the monitor (0 for the first)")
     s.set_defaults(func=cmd_app)
 
     s = sub.add_parser("replay", help="replay a session with gaze, fixation and mouse overlays",

@@ -51,6 +51,7 @@ class GazeSample:
     vector: np.ndarray | None = None
     blink: bool = False
     latency: float = 0.0
+    face: object = None  # the frame's FaceResult (landmarks), None without a face; not recorded
 
     def row(self) -> tuple:
         """The sample as a row of the session's ``gaze`` stream (column order of the schema)."""
@@ -158,7 +159,7 @@ class GazePipeline:
 
     def process(self, image: np.ndarray, t: float, index: int) -> GazeSample:
         face = self.landmarker.detect(image, t)
-        sample = GazeSample(t=t, frame=index)
+        sample = GazeSample(t=t, frame=index, face=face)
         if face is None:
             return sample
         features, vector = self.extractor(image, face, t)

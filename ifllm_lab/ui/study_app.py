@@ -101,6 +101,8 @@ class StudyApp(QStackedWidget):
 
     #: what the app is showing: setup, consent, calibration, chat, drift, questionnaire, done
     stage_changed = Signal(str)
+    #: a session file was just created (the StudySession), before its first row: the live monitor taps it
+    session_opened = Signal(object)
 
     def __init__(self, config: StudyConfig, *, camera: str | None = None, participant: str | None = None,
                  screen_px: tuple[int, int] | None = None, countdown_s: float = 3.0, loop_video: bool = True,
@@ -141,6 +143,12 @@ class StudyApp(QStackedWidget):
         self.last_session_path = ""
         #: a simulated participant drives the app (``--pilot``): its files say so
         self.pilot = False
+        #: called in the tracker thread with (frame, sample) of every processed frame (the live
+        #: monitor's camera picture); each must return at once
+        self.camera_taps: list = []
+        self._last_sample = None
+        self._paused_at = None  # (stage, page) the session was paused on
+        self.recalibrate_next = False  # the researcher asked for a calibration before the next question
 
         # the window is the screen: pages fit it, never the other way round
         self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
@@ -253,7 +261,7 @@ class StudyApp(QStackedWidget):
             return
         self.source = source
         self.pipeline = GazePipeline(self.landmarker, extractor=FeatureExtractor())
-        self.tracker = GazeTracker(source, self.pipeline, self.clock, on_sample=self.bridge.post_sample,
+        self.tracker = GazeTracker(source, self.pipeline, self.clock, on_sample=self._sample_from_tracker,
                                    on_status=lambda s, m: self._camera_status.emit(s, m),
                                    on_frame=self._frame_from_tracker)
         self.tracker.start()
@@ -275,7 +283,13 @@ class StudyApp(QStackedWidget):
         self.setup_page.set_camera(True, "Camera: starting...")
         self._start_camera()
 
+    def _sample_from_tracker(self, sample) -> None:  # tracker thread
+        self._last_sample = sample
+        self.bridge.post_sample(sample)
+
     def _frame_from_tracker(self, frame) -> None:  # tracker thread
+        for tap in self.camera_taps:
+            tap(frame, self._last_sample)
         vl = self.video_log
         if vl is not None:
             vl.put(frame)
@@ -426,6 +440,8 @@ class StudyApp(QStackedWidget):
             self._session_failed(f"the session file could not be created: {exc}")
             return
         s = self.session
+        self.recalibrate_next, self._paused_at = False, None
+        self.session_opened.emit(s)
         s.consent(self.consent_text, self.consent_source, continued_from=continued_from)
         if self.config.study.keep_video:
             video = Path(s.path).with_suffix(".camera.avi")
@@ -529,6 +545,12 @@ class StudyApp(QStackedWidget):
         if s.questions_left <= 0:
             self._start_questionnaire()
             return
+        if self.recalibrate_next and self.wizard is not None:  # asked for on the live monitor
+            self.recalibrate_next = False
+            s.phase("recalibration", turn=s.next_index, requested_by="researcher")
+            self._set_stage("calibration", self.wizard)
+            self.wizard.start()
+            return
         idx = s.next_index
         pairwise = s.mode_of(idx) == "pairwise"
         self.chat_page.new_turn(idx + 1, len(s.plan), pairwise=pairwise, last=s.questions_left == 1)
@@ -614,7 +636,7 @@ class StudyApp(QStackedWidget):
         s.finish_turn(turn, likert=likert, preference=preference, t_rated=t_rated)
         self.turn = None
         every = self.config.calibration.drift_check_every
-        if (s.questions_left > 0 and every > 0 and s.turns_done % every == 0
+        if (s.questions_left > 0 and every > 0 and s.turns_done % every == 0 and not self.recalibrate_next
                 and self.wizard is not None and self.wizard.model is not None):
             self._set_stage("drift", self.wizard)
             self.wizard.start_drift_check()
@@ -710,7 +732,55 @@ class StudyApp(QStackedWidget):
         answer = QMessageBox.question(self, "End the session?",
                                       "End this session now? Everything so far is kept.")
         if answer == QMessageBox.StandardButton.Yes:
-            self._finish_session(True, "ended early by the researcher")
+            self.end_session_early()
+
+    # ==================================================================================
+    # the researcher's controls (the live monitor: ifllm_lab/ui/monitor.py)
+    # ==================================================================================
+    def end_session_early(self, reason: str = "ended early by the researcher") -> bool:
+        """End the session now, as Ctrl+Shift+E does once confirmed; False when none runs."""
+        if self.session is None:
+            return False
+        self._paused_at = None
+        self._finish_session(True, reason)
+        return True
+
+    def request_recalibration(self) -> bool:
+        """Calibrate again before the next question: a ``recalibration_requested`` phase now,
+        a ``recalibration`` phase and the calibration when the next turn would start."""
+        if self.session is None or self.recalibrate_next:
+            return False
+        self.recalibrate_next = True
+        self.session.phase("recalibration_requested", turn=self.session.next_index)
+        return True
+
+    @property
+    def can_pause(self) -> bool:
+        """A session pauses while the participant asks, reads, rates or fills in the
+        questionnaire (never in the middle of a calibration)."""
+        return self.session is not None and self._paused_at is None and self.stage in ("chat", "questionnaire")
+
+    def pause_session(self) -> bool:
+        """Cover the participant's page with a calm "paused" message (a ``pause`` phase);
+        recording goes on (an answer being written goes on too)."""
+        if not self.can_pause:
+            return False
+        self._paused_at = (self.stage, self.currentWidget())
+        self.session.phase("pause", stage=self.stage)
+        self._message_action = None
+        self.message_page.show_message("A short break", "The researcher has paused the session. Please wait.")
+        self._set_stage("paused", self.message_page)
+        return True
+
+    def resume_session(self) -> bool:
+        """Back to the page the pause covered (a ``resume`` phase)."""
+        if self.session is None or self._paused_at is None or self.stage != "paused":
+            return False
+        stage, page = self._paused_at
+        self._paused_at = None
+        self.session.phase("resume", stage=stage)
+        self._set_stage(stage, page)
+        return True
 
     @Slot()
     def _quit_from_setup(self) -> None:
@@ -763,7 +833,8 @@ class StudyApp(QStackedWidget):
 def run_app(config: StudyConfig, *, camera: str | None = None, participant: str | None = None,
             windowed: bool = False, size: tuple[int, int] | None = None, check_s: float = 0.0,
             screenshot: str | None = None, argv: list[str] | None = None, screen_index: int | None = None,
-            pilot: bool = False, pilot_timeout_s: float = 900.0) -> int:
+            pilot: bool = False, pilot_timeout_s: float = 900.0, monitor: bool = False,
+            monitor_screen: int | None = None) -> int:
     """Start the study window (full screen unless ``windowed``) and run Qt's event loop.
 
     With ``check_s`` > 0 the app checks itself instead of waiting for people: the study's
@@ -774,7 +845,9 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
     session; its report is printed as one JSON line when it ends (0: the session was
     completed, 1: not, with the reason).
     ``screen_index``: the screen to use (Qt's order; default the primary one; an index
-    past the last screen is the last one)."""
+    past the last screen is the last one). ``monitor``: the live monitor (:mod:`~ifllm_lab.ui.monitor`)
+    beside the study, on screen ``monitor_screen`` (default: another screen than the study's
+    when there is one, else a window on the same screen)."""
     import json
     import time
 
@@ -795,6 +868,14 @@ def run_app(config: StudyConfig, *, camera: str | None = None, participant: str 
         if screen is not None:
             w.setGeometry(screen.geometry())
         w.showFullScreen()
+    monitor_window = None
+    if monitor:
+        from .monitor import open_monitor
+
+        others = [s for s in screens if s is not screen]
+        where = screens[min(monitor_screen, len(screens) - 1)] if screens and monitor_screen is not None \
+            else (others[0] if others else None)
+        monitor_window = open_monitor(w, screen=where)  # noqa: F841 (kept open while the study runs)
     if pilot:
         from .pilot import PilotParticipant
 

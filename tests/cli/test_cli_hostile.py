@@ -110,7 +110,7 @@ NOT_HOSTILE = {
     ("lab", "folder"): None,  # an (empty) data folder: the workbench opens on it
 }
 # commands that take no input file (their bad places are output places, below)
-NO_INPUT = {"bench record", "bench analysis", "bench answers"}
+NO_INPUT = {"bench record", "bench analysis", "bench answers", "bench study"}
 
 
 def _subcommands() -> set[str]:

@@ -17,6 +17,15 @@ from tests.support.markdown_text import shown_word
 from tests.support.screenshots import H, W
 
 
+def _pattern(folder, purpose: str, dwell: float) -> str:
+    """A five-point pattern with short dwells (the calibration is not what is tested here)."""
+    path = folder / f"{purpose}.json"
+    path.write_text(json.dumps({"name": purpose, "kind": "points", "purpose": purpose, "dwell_s": dwell,
+                                "points": [[0.5, 0.5], [0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.9]],
+                                "settle_s": 0.25, "shuffle": purpose == "validation"}))
+    return str(path)
+
+
 def _study(tmp_path, **llm) -> str:
     path = tmp_path / "pilot.toml"
     extra = "".join(f'{k} = {json.dumps(v)}\n' for k, v in llm.items())
@@ -30,6 +39,9 @@ questionnaire = ["How natural did the conversation feel? (1-5)"]
 [screen]
 width_px = {W}
 height_px = {H}
+[calibration]
+pattern = {json.dumps(_pattern(tmp_path, "calibration", 0.8))}
+validation = {json.dumps(_pattern(tmp_path, "validation", 0.6))}
 [[llm]]
 name = "small"
 max_tokens = 32

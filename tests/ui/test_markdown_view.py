@@ -113,6 +113,15 @@ def test_the_live_aoi_agrees_with_the_layout(qtbot, tmp_path):
             assert tracker.aoi_at(x, y) == (1, int(w.paragraph[i]), int(w.index[i])), w.text[i]
             checked += 1
         assert checked >= 25
+        # the offline mapping (many points at once) agrees, table cells side by side included
+        from PySide6.QtCore import QPoint
+
+        o = v.viewport().mapToGlobal(QPoint(0, 0))
+        xs = (w.x0 + w.x1) / 2 - o.x() + v.horizontalScrollBar().value()
+        ys = (w.y0 + w.y1) / 2 - o.y() + v.verticalScrollBar().value()
+        found = v._layout().hits.locate(0, xs, ys)
+        assert list(found["word"]) == [int(i) for i in w.index]
+        assert list(found["paragraph"]) == [int(p) for p in w.paragraph]
     finally:
         writer.close()
 
