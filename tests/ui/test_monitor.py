@@ -199,6 +199,7 @@ def test_a_piloted_session_beside_the_monitor_with_a_reward_model(qtbot, tmp_pat
         pilot.start()
         qtbot.waitUntil(lambda: bool(report), timeout=320_000)
         assert report["ok"], report
+        mon.refresh()  # takes in the rows queued since the last refresh: the last turn goes to the predictor
         assert mon.feed.predictor.wait(120)
         final = mon.refresh()
         _shot(mon, shots_folder(tmp_path), "monitor-prediction", (1600, 900))
