@@ -11,13 +11,13 @@ import logging
 import sys
 
 from .. import __version__
-from . import benchmarks, dpo, features, importing, reward, sessions, windows
+from . import benchmarks, dpo, features, importing, participants, reward, sessions, windows
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, CommandError, report_problem
 
 __all__ = ["main", "build_parser", "CommandError", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
 # the order of ``ifllm-lab --help``
-COMMAND_GROUPS = (windows, importing, sessions, features, reward, dpo, benchmarks)
+COMMAND_GROUPS = (windows, importing, sessions, participants, features, reward, dpo, benchmarks)
 
 
 class _Parser(argparse.ArgumentParser):

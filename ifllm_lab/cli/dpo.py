@@ -103,8 +103,12 @@ def _follow(job_dir: str, args) -> int:
 
 
 def _job_row(info) -> dict:
+    from ..session.provenance import read_stale, stale_text
+
     st = info.status
+    stale = read_stale(info.folder)
     return {"folder": info.folder, "name": info.spec.name if info.spec else "", "state": info.state,
+            "stale": stale_text(stale) if stale else None,
             "fraction": getattr(st, "fraction", None), "message": getattr(st, "message", ""),
             "error": getattr(st, "error", None) or info.problem or None,
             "step": info.last.get("step"), "loss": info.last.get("loss"),
@@ -222,7 +226,8 @@ def cmd_dpo_jobs(args) -> int:
     else:
         for r in rows:
             tail = f"step {r['step']}, loss {r['loss']:.4f}" if r["loss"] is not None else ""
-            print(f"{r['folder']}  {r['state']}  {tail}  {r['error'] or ''}".rstrip())
+            print(f"{r['folder']}  {r['state']}  {tail}  {r['error'] or ''}".rstrip()
+                  + (f"  [{r['stale']}]" if r["stale"] else ""))
     if not rows:
         raise CommandError(f"{args.folder}: no DPO jobs in it")
     return EXIT_OK

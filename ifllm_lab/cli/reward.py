@@ -160,6 +160,7 @@ def cmd_reward_predict(args) -> int:
 
 def cmd_reward_models(args) -> int:
     from ..reward.store import list_models
+    from ..session.provenance import read_stale, stale_text
 
     if not os.path.isdir(args.folder):
         raise CommandError(f"{args.folder} is a file, not a folder of reward models" if os.path.exists(args.folder)
@@ -172,13 +173,15 @@ def cmd_reward_models(args) -> int:
         m = info.get("metrics", {})
         rows.append({"path": path, "task": info["task"], "kind": info["kind"], "feature_set": info["feature_set"],
                      "created": info.get("created"), "sessions": info.get("data", {}).get("sessions"),
-                     "acc": m.get(f"{info['feature_set']}_acc"), "acc_ci": m.get(f"{info['feature_set']}_acc_ci")})
+                     "acc": m.get(f"{info['feature_set']}_acc"), "acc_ci": m.get(f"{info['feature_set']}_acc_ci"),
+                     "stale": stale_text(read_stale(path)) if read_stale(path) else None})
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:
         for r in rows:
             print(r["path"] + (f": {r['problem']}" if "problem" in r else
-                               f"  {r['task']} {r['kind']} {r['feature_set']}  {_fmt(r['acc'], r['acc_ci'])}"))
+                               f"  {r['task']} {r['kind']} {r['feature_set']}  {_fmt(r['acc'], r['acc_ci'])}"
+                               + (f"  [{r['stale']}]" if r.get("stale") else "")))
     if not rows:
         raise CommandError(f"{args.folder}: no reward models in it")
     return EXIT_OK

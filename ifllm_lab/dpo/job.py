@@ -5,6 +5,9 @@ through ``accelerate launch`` or on a Slurm cluster. No torch here (the worker,
 A job is one folder (the spec's ``output_dir``)::
 
     job.toml          the spec, as run (a resumed or cluster run reads it from here)
+    sources.json      whose data it trains on: the pairs file, its SHA-256, the participants'
+                      pseudonyms and the session ids of its pairs
+    STALE.json        only when data it was built from has been deleted (rebuild it)
     status.json       state, progress, error (ifllm_lab.jobs: written by the worker)
     log.txt           the job's log; output.txt: the worker's stdout and stderr
     metrics.jsonl     one JSON object per logged training step
@@ -73,6 +76,7 @@ METRICS_FILE = "metrics.jsonl"
 HELDOUT_FILE = "heldout.jsonl"  # the pairs kept out of training, for the evaluation
 EVAL_DIR = "eval"  # the evaluation's status folder
 EVAL_FILE = "eval.json"
+SOURCES_FILE = "sources.json"  # whose data the job trains on (participants and sessions of its pairs)
 LOSSES = {
     "sigmoid": "the DPO loss",
     "robust": "robust DPO (rDPO): the DPO loss corrected for a share of flipped labels (label_smoothing)",
@@ -462,6 +466,39 @@ def list_jobs(root: str) -> list[JobInfo]:
     return [job_info(d) for d in dirs]
 
 
+def pairs_sources(pairs_path: str) -> dict:
+    """What a pairs file was made from: ``{"pairs", "pairs_sha256", "participants",
+    "sessions"}`` (the pseudonyms and session ids of its rows)."""
+    import hashlib
+
+    from ..session.provenance import sources_of_rows
+
+    h = hashlib.sha256()
+    rows = []
+    with open(pairs_path, "rb") as fh:
+        for line in fh:
+            h.update(line)
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return {"pairs": os.path.abspath(pairs_path), "pairs_sha256": h.hexdigest(), **sources_of_rows(rows)}
+
+
+def write_sources(pairs_path: str, job_dir: str) -> None:
+    """``SOURCES_FILE`` in the job folder: whose data the job trains on (a participant's
+    erasure finds the jobs to rebuild by it). Written at every launch and resume."""
+    from ..paths import write_text_atomic
+
+    try:
+        src = pairs_sources(pairs_path)
+    except OSError:
+        return  # a cluster run whose pairs are not on this machine: the job records nothing
+    write_text_atomic(os.path.join(job_dir, SOURCES_FILE), json.dumps(src, indent=1) + "\n")
+
+
 def launch(spec: JobSpec, *, resume: bool = False) -> str:
     """Start the job of ``spec`` the way ``spec.run`` says; returns its folder. ``resume``:
     go on from the last checkpoint of the job already in the folder. A folder holding a
@@ -486,6 +523,7 @@ def launch(spec: JobSpec, *, resume: bool = False) -> str:
     except OSError as exc:
         raise SpecError(f"output_dir = {spec.output_dir!r}: cannot be made ({exc.strerror or exc})") from None
     write_spec(spec, os.path.join(job_dir, SPEC_FILE))
+    write_sources(spec.pairs, job_dir)
     if spec.run == "local":
         from ..jobs import start_child
         from .worker import run_job

@@ -43,6 +43,7 @@ LABELS = {
     "agree": "only where the choice and a confident prediction agree",
     "fill": "the choice, and the confident prediction where the choice is a tie or missing",
 }
+HF_SOURCES_FILE = "ifllm-sources.json"  #: in a dataset folder: the participants and sessions of its pairs
 SOURCES = ("explicit", "implicit", "both agree")  #: values of ``label_source``
 
 # why a pairwise question gave no pair (keys of PairsReport.dropped)
@@ -272,12 +273,19 @@ def write_jsonl(pairs: list[Pair], path: str) -> str:
 def write_hf(pairs: list[Pair], folder: str) -> str:
     """A Hugging Face ``datasets`` folder (``load_from_disk``); needs the ``dpo`` extra
     (the worker module writes it: the training libraries load only there)."""
+    from ..paths import write_text_atomic
+    from ..session.provenance import sources_of_rows
     from .worker import DpoUnavailable, write_hf_dataset
 
+    rows = [p.as_dict() for p in pairs]
     try:
-        return write_hf_dataset([p.as_dict() for p in pairs], folder)
+        out = write_hf_dataset(rows, folder)
     except DpoUnavailable as exc:
         raise PairsError(f"{exc} (or write --format jsonl)") from None
+    # a dataset folder cannot be read without the training libraries: whose data it holds
+    # is written beside its files (a participant's erasure reads it)
+    write_text_atomic(os.path.join(out, HF_SOURCES_FILE), json.dumps(sources_of_rows(rows), indent=1) + "\n")
+    return out
 
 
 def read_jsonl(path: str) -> list[dict]:

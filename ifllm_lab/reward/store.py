@@ -3,8 +3,10 @@
 ``DIR/model.json``
     the format, what the model is (task, estimator kind, feature set, the design's
     columns, the answer models it knows, the calibration), the versions it was made with,
-    the training data's fingerprint and size, the quality rule and who it dropped, and the
-    metrics of its evaluation.
+    the training data's fingerprint and size and whose data it was (``participant_ids``,
+    ``session_ids``: a participant's erasure finds the models to rebuild by them), the
+    quality rule and who it dropped, and the metrics of its evaluation. ``STALE.json``
+    beside it: data it was built from has since been deleted (rebuild it).
 ``DIR/estimator.skops``
     the fitted scikit-learn estimator in skops' format, which loads only the types it is
     allowed to (scikit-learn and numpy ones here), never arbitrary pickled code.

@@ -302,6 +302,18 @@ def settings_dict(s: TrainSettings) -> dict:
     return d
 
 
+def _provenance(data, parts_key: str, sessions_key: str) -> dict:
+    from ..session.provenance import sources_of_rows
+
+    rows = []
+    for table in (data.comparisons, data.responses):
+        if "participant" in table and "session" in table:
+            rows += [{"participant": p, "session": s} for p, s in zip(table["participant"].tolist(),
+                                                                     table["session"].tolist())]
+    src = sources_of_rows(rows)
+    return {parts_key: src["participants"], sessions_key: src["sessions"]}
+
+
 def train_job(ctx, sources: list[str], out_dir: str | None, settings: TrainSettings | None = None, *,
               eval_sources: list[str] | None = None, cache_dir: str | None = None, workers: int = 2,
               embeddings: bool = False) -> TrainReport:
@@ -340,7 +352,10 @@ def train_job(ctx, sources: list[str], out_dir: str | None, settings: TrainSetti
 
         save_model(report.model, out_dir, data={
             "fingerprint": data.fingerprint(), "sources": data.sources, "sessions": len(data.sessions),
-            "participants": report.participants, "rows": report.n_train, "features": registry_fingerprint()},
+            "participants": report.participants, "rows": report.n_train, "features": registry_fingerprint(),
+            # whose data it was built from (a participant's erasure finds the models to rebuild)
+            **_provenance(data, "participant_ids", "session_ids"),
+            **(_provenance(ev, "eval_participant_ids", "eval_session_ids") if ev is not None else {})},
             metrics={**report.summary(top=30), "reliability": report.reliability}, extra={"settings": settings_dict(s), "embedding": emb_info})
         ctx.log(f"model saved to {out_dir}")
     return report

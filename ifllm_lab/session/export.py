@@ -13,8 +13,9 @@ CSV (:func:`export_csv`)
     Numbers are written at full precision: float64 columns (``t``, seconds on the
     session clock) with Python's shortest round-trip repr, float32 columns with
     the shortest text that reads back to the same float32. NaN is written as an
-    empty field. ``session.json`` holds the root attributes, the session meta and
-    a row count per stream.
+    empty field. ``session.json`` holds the source session file's path, its root
+    attributes (the participant's pseudonym among them), the session meta and a row
+    count per stream: it names whose data the folder holds.
 
 BIDS (:func:`export_bids`)
     BIDS 1.10 physiological recording with ``PhysioType`` ``"eyetrack"``::
@@ -31,6 +32,8 @@ BIDS (:func:`export_bids`)
     metres, ``ScreenResolution`` in pixels, ``ScreenOrigin``): BIDS 1.10 defines
     those keys inside that object (for ``_events.json``), not at the top level.
     Calibration accuracy is that of the latest validation run, in degrees.
+    Everything of one participant is under ``sub-<p>/``, ``<p>`` being the pseudonym
+    without its ``-`` (how a participant's erasure finds it in a dataset of several).
 """
 from __future__ import annotations
 
@@ -143,6 +146,7 @@ def export_csv(path_or_reader, out_dir: str | os.PathLike, block_rows: int = BLO
             streams[name] = {"rows": len(s), "columns": list(names), "file": os.path.basename(path)}
             written.append(path)
         info = {
+            "source": os.path.abspath(r.path),  # the exported file (a participant's erasure finds the export by it)
             "attrs": r.attrs,
             "meta": dataclasses.asdict(r.meta),
             "streams": streams,

@@ -59,6 +59,15 @@ def pseudonym_key(folder: str | os.PathLike) -> bytes:
     return key
 
 
+def existing_key(folder: str | os.PathLike) -> bytes | None:
+    """The data folder's pseudonym key, or None when it has none (nobody was recorded there
+    yet); never makes one. ParticipantCodeError when it is damaged."""
+    path = Path(folder) / KEY_FILE
+    if not path.is_file():
+        return None
+    return pseudonym_key(folder)
+
+
 def pseudonym(code: str, key: bytes) -> str:
     """``P-`` and 10 base32 characters of HMAC-SHA256(key, normalised code)."""
     digest = hmac.new(key, normalise_code(code).encode("utf-8"), hashlib.sha256).digest()

@@ -21,6 +21,7 @@ import pytest
 from ifllm_lab.cli import build_parser, main
 from ifllm_lab.session import SessionMeta, SessionWriter
 from ifllm_lab.session.store import SessionStore
+from ifllm_lab.study.participant import pseudonym, pseudonym_key
 from ifllm_lab.synthetic.session import make_study_session
 
 from tests.support.child_process import child_env
@@ -68,7 +69,11 @@ def places(tmp_path_factory) -> dict[str, Path]:
     study.mkdir()
     for i in range(3):
         make_study_session(str(study / f"p{i}.h5"), f"P{i}", turns=4, signal=0.8, seed=i)
-    return {"dir": d, "good": good, "interrupted": _interrupted(d), "study": study,
+    rights = d / "rights"  # a data folder with a pseudonym key and one session of the code LAB-01
+    (rights / "pilot").mkdir(parents=True)
+    make_study_session(str(rights / "pilot" / f"{pseudonym('LAB-01', pseudonym_key(rights))}_1.h5"),
+                       pseudonym("LAB-01", pseudonym_key(rights)), turns=1, seed=0)
+    return {"dir": d, "good": good, "interrupted": _interrupted(d), "study": study, "rights": rights,
             **{name: d / f"{name}.h5" for name in INPUTS}}
 
 
@@ -102,12 +107,19 @@ INPUT_COMMANDS = {
     "dpo-export-gguf": lambda i, o: ["dpo", "export-gguf", i, "--out", o + ".gguf", "--quiet"],
     "dpo-jobs": lambda i, o: ["dpo", "jobs", i],
     "dpo-script": lambda i, o: ["dpo", "script", i],
+    "participant-find": lambda i, o: ["participant", "find", "LAB-01", "--data", i],
+    "participant-export": lambda i, o: ["participant", "export", "LAB-01", "--data", i, "--out", o],
+    "participant-delete": lambda i, o: ["participant", "delete", "LAB-01", "--data", i, "--yes"],
 }
 # what is not bad input for a command: (command, input) -> exit status
 NOT_HOSTILE = {
     ("recover", "folder"): 0,  # an (empty) data folder: "No interrupted sessions found."
     ("app", "empty"): None,  # an empty study file is the embedded defaults: not run here
     ("lab", "folder"): None,  # an (empty) data folder: the workbench opens on it
+    # an (empty) data folder: nobody was recorded there, so nothing is found (and nothing written)
+    ("participant-find", "folder"): 0,
+    ("participant-export", "folder"): 0,
+    ("participant-delete", "folder"): 0,
 }
 # commands that take no input file (their bad places are output places, below)
 NO_INPUT = {"bench record", "bench analysis", "bench answers", "bench study"}
@@ -236,9 +248,10 @@ OUTPUT_COMMANDS = {
     "reward-train": lambda p, o: ["reward", "train", "--data", p["study"], "--out", o, "--quiet", "--folds", "2",
                                   "--sets", "text,fused", "--no-paper", "--no-importance"],
     "dpo-export": lambda p, o: ["dpo", "export", "--sessions", p["study"], "--out", o + ".jsonl", "--quiet"],
+    "participant-export": lambda p, o: ["participant", "export", "LAB-01", "--data", p["rights"], "--out", o],
 }
 FOLDER_OUTPUTS = {"export-csv", "export-bids", "bench-record", "import-ifllm", "bench-analysis",
-                  "bench-workbench", "reward-train"}  # they take a folder
+                  "bench-workbench", "reward-train", "participant-export"}  # they take a folder
 
 
 def _output(place: str, base: Path) -> tuple[str, int]:

@@ -46,6 +46,7 @@ from ...dpo import job as dpo_job
 from ...dpo.job import LOSSES, PRECISIONS, RUNS, Accelerate, JobSpec, Lora, Slurm, SpecError
 from ...dpo.pairs import LABELS, REASONS, SOURCES
 from ...jobs import Job
+from ...session.provenance import read_stale, stale_text
 from .. import style
 from .forms import SessionChoice, beside, form_scroll, message_label, push_button, registry_combo, show_message
 from .reward import MODELS_FOLDER, _ci, _item, _mono, _ok, _pct, _Plot, _table
@@ -1382,8 +1383,11 @@ class DpoPanel(QWidget):
         if state == "new" and info.spec is not None and info.spec.run != "local":
             tip = tip or "no status yet: a cluster job writes it when it starts"
         step, total = last.get("step"), last.get("max_steps")
+        stale = read_stale(j.folder)
+        why = stale_text(stale) if stale else ""
         cells = [
-            _item(j.name, tip=j.folder, bold=True),
+            _item(j.name + ("  (stale)" if stale else ""), tip=j.folder + (f"\n{why}" if why else ""), bold=True,
+                  colour=style.WARN if stale else None),
             _item(text, tip=tip, colour=_STATE_COLOURS.get(state, style.TEXT)),
             _item(f"{step} / {total}" if _ok(step) and _ok(total) else (str(step) if _ok(step) else "\u2013"),
                   right=True),

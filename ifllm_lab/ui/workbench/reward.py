@@ -517,6 +517,8 @@ class RewardPanel(QWidget):
         saved = QWidget(self)
         self.models_table = _table(["Model", "Task", "Kind", "Feature set", "Fused", "Text", "Trained", "Sessions",
                                     "Participants", "Problem"])
+        self.models_table.horizontalHeaderItem(9).setToolTip(
+            "why a model cannot be used, or why it must be rebuilt (stale: built from data that was deleted)")
         self.models_table.horizontalHeaderItem(4).setToolTip("accuracy of the fused features in its evaluation")
         self.models_table.horizontalHeaderItem(5).setToolTip("accuracy of the text features in its evaluation")
         self.models_table.setObjectName("reward_models")
@@ -944,6 +946,7 @@ class RewardPanel(QWidget):
     def refresh_models(self, select: str | None = None) -> None:
         """List the models in the data folder's ``.models`` (a damaged one as a row with its problem)."""
         from ...reward.store import list_models
+        from ...session.provenance import read_stale, stale_text
 
         folder = self.models_folder
         keep = select or self.selected_model()
@@ -965,12 +968,15 @@ class RewardPanel(QWidget):
             d = info.get("data") or {}
             created = str(info.get("created", ""))
             when = created[:16].replace("T", " ")
-            cells = [(name, False), (str(info.get("task", "")), False), (str(info.get("kind", "")), False),
-                     (str(info.get("feature_set", "")), False),
+            stale = read_stale(path)
+            why = stale_text(stale) if stale else ""
+            cells = [(name + ("  (stale)" if stale else ""), False), (str(info.get("task", "")), False),
+                     (str(info.get("kind", "")), False), (str(info.get("feature_set", "")), False),
                      (_pct(m.get("fused_acc")), True), (_pct(m.get("text_acc")), True), (when, False),
-                     (str(d.get("sessions", "")), True), (str(d.get("participants", "")), True), ("", False)]
+                     (str(d.get("sessions", "")), True), (str(d.get("participants", "")), True), (why, False)]
             for j, (text, right) in enumerate(cells):
-                it = _item(text, right=right, tip=path if j == 0 else "")
+                it = _item(text, right=right, tip=(path + (f"\n{why}" if why else "")) if j == 0 else why if j == 9
+                           else "", colour=style.WARN if stale and j in (0, 9) else None)
                 it.setData(Qt.ItemDataRole.UserRole, path)
                 t.setItem(i, j, it)
         n_bad = sum(isinstance(info, str) for _p, info in models)

@@ -91,9 +91,15 @@ class SessionsPanel(QWidget):
         self.refresh_btn = QPushButton("Refresh", self)
         self.refresh_btn.clicked.connect(self.refresh)
         self.refresh_btn.setShortcut(QKeySequence.StandardKey.Refresh)
+        self.participant_btn = QPushButton("Participant…", self)
+        self.participant_btn.setObjectName("participant_button")
+        self.participant_btn.setToolTip("Find, export or delete everything of one participant by their code")
+        self.participant_btn.clicked.connect(self.open_participant)
+        self.participant_dialog = None
         top = QHBoxLayout()
         top.addWidget(self.folder_label, 1)
         top.addWidget(self.count_label)
+        top.addWidget(self.participant_btn)
         top.addWidget(open_btn)
         top.addWidget(self.refresh_btn)
 
@@ -224,6 +230,25 @@ class SessionsPanel(QWidget):
             self.report.clear()
             self.folder_changed.emit(folder)
         self.refresh()
+
+    def open_participant(self):
+        """The Participant dialog on this data folder (an access or erasure request)."""
+        from .participant import ParticipantDialog
+
+        if not self.folder:
+            return None
+        if self.participant_dialog is not None and self.participant_dialog.folder != self.folder:
+            self.participant_dialog.deleteLater()
+            self.participant_dialog = None
+        if self.participant_dialog is None:
+            self.participant_dialog = ParticipantDialog(self.folder, self._run_job, cache_dir=self.cache_dir,
+                                                        parent=self)
+            self.participant_dialog.deleted.connect(self.refresh)
+            win = self.window()
+            self.participant_dialog.resize(min(880, max(win.width() - 80, 560)), min(560, max(win.height() - 60, 400)))
+        self.participant_dialog.show()
+        self.participant_dialog.raise_()
+        return self.participant_dialog
 
     def refresh(self) -> None:
         """Read the folder again (only changed files are read)."""
