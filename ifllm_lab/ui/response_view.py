@@ -296,7 +296,7 @@ def _measure_block(layout, text: str) -> _BlockGeom:
                       len(spans))
 
 
-def _origin(doc, block, layout, nested: bool) -> tuple[float, float]:  # noqa: ARG001
+def _origin(doc, block, layout, nested: bool) -> tuple[float, float]:
     """Where a block's layout sits in document px. A block of the root frame: its layout's
     position; a block inside a frame (a Markdown table's cell): that plus the frame's place,
     which only the document layout knows."""
