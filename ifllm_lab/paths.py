@@ -89,6 +89,21 @@ def install_folder(tmp: str, folder: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def fsync_path(path: str | os.PathLike, *, directory: bool = False) -> None:
+    """Flush a file, or a folder's entries (``directory``: a rename or removal in it), to the
+    disk; best effort: a path that cannot be opened or synced is left as it is."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str, *, sync: bool = False) -> None:
     """Write ``text`` (UTF-8) to a temporary file beside ``path`` and rename it over
     ``path``: a reader sees the old file or the new one, never half of one. ``sync``

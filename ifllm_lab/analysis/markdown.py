@@ -241,9 +241,7 @@ def parse(raw: str, *, partial: bool = False) -> list[Block]:
             off += m.end()
         body = text[off:]
         if not body.strip():
-            close_para()
-            if quote == 0:
-                pass  # a blank line ends the paragraph; lists stay open for a following item
+            close_para()  # a blank line ends the paragraph; lists stay open for a following item
             i += 1
             continue
         m = _FENCE.match(body)
@@ -560,7 +558,6 @@ def _emphasis(toks: list[list], delims: list[_Delim], partial: bool) -> None:
     delimiter characters vanish and style what lies between; unmatched ones stay text (or,
     ``partial``, unmatched openers vanish)."""
     remaining = {id(d): d.count for d in delims}
-    used_open = {id(d): 0 for d in delims}  # characters consumed from the opener's inner end
     used_close = {id(d): 0 for d in delims}
     for ci, closer in enumerate(delims):
         if not closer.can_close:
@@ -600,7 +597,6 @@ def _emphasis(toks: list[list], delims: list[_Delim], partial: bool) -> None:
             for t in toks[o_end:c_start]:
                 t[2] |= style
             remaining[id(op)] -= use
-            used_open[id(op)] += use
             remaining[id(closer)] -= use
             used_close[id(closer)] += use
             for d in delims[found + 1:ci]:  # delimiters between them can no longer match

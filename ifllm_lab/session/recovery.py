@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
+from ..paths import fsync_path
 from .reader import SessionFileError, SessionReader
 from .schema import STREAMS, TEXT_HEAP, LogLevel, SessionMeta
 from .store import _COMPRESSION, _copy_attrs, write_failure_reason
@@ -586,19 +587,6 @@ def _create_stream(f: h5py.File, name: str) -> None:
         ds.attrs["doc"] = col.doc
 
 
-def _fsync(path: str, directory: bool = False) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _remove(path: str) -> None:
     try:
         os.remove(path)
@@ -674,9 +662,9 @@ def recover(path: str | os.PathLike, out: str | os.PathLike | None = None, *, ov
         r.close()
     try:
         _verify(tmp, rows)
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, out)
-        _fsync(os.path.dirname(out), directory=True)
+        fsync_path(os.path.dirname(out), directory=True)
     except Exception as exc:
         _remove(tmp)
         if isinstance(exc, RecoveryError):
@@ -710,7 +698,7 @@ def close_interrupted(path: str | os.PathLike) -> RecoveryReport:
             os.link(path, bak)  # instant, and the original stays where it is until the rename
         except OSError:
             shutil.copy2(path, bak)
-        _fsync(bak)
+        fsync_path(bak)
     except OSError as exc:
         _remove(staged)
         _remove(bak)
@@ -718,7 +706,7 @@ def close_interrupted(path: str | os.PathLike) -> RecoveryReport:
                             "failed") from exc
     try:
         os.replace(staged, path)
-        _fsync(os.path.dirname(path), directory=True)
+        fsync_path(os.path.dirname(path), directory=True)
         _verify(path, report.rows)
     except Exception as exc:
         try:

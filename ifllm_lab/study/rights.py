@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from .. import __version__
-from ..paths import write_text_atomic
+from ..paths import fsync_path, write_text_atomic
 from ..session.export import bids_label
 from ..session.provenance import mark_stale, read_stale
 from .participant import existing_key, normalise_code, pseudonym
@@ -834,19 +834,6 @@ def pending_deletions(folder: str | os.PathLike) -> int:
         return 0
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _logged(folder: str, record: str) -> bool:
     try:
         with open(os.path.join(folder, DELETION_LOG), encoding="utf-8") as fh:
@@ -922,7 +909,7 @@ def delete_participant(res: Findings, *, progress: Callable[[float, str], None] 
     jpath = _journal_path(folder, pseud)
     os.makedirs(os.path.dirname(jpath), exist_ok=True)
     write_text_atomic(jpath, json.dumps(journal, indent=1, ensure_ascii=False) + "\n", sync=True)
-    _fsync_dir(os.path.dirname(jpath))
+    fsync_path(os.path.dirname(jpath), directory=True)
 
     # 2. what was built from their data: stale before the data goes
     for d in journal["derived"]:
@@ -948,7 +935,7 @@ def delete_participant(res: Findings, *, progress: Callable[[float, str], None] 
             print(f"deletion paused after {removed} file(s)", file=sys.stderr, flush=True)
             time.sleep(3600)
     for d in sorted(dirs, key=len, reverse=True):
-        _fsync_dir(d)
+        fsync_path(d, directory=True)
         _remove_empty_export_dirs(d, res.roots)
     # 5. nothing may be left before the record says done
     left = [e["path"] for e in journal["files"] if os.path.lexists(e["path"])]

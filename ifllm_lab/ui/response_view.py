@@ -124,6 +124,7 @@ from PySide6.QtGui import QFontMetricsF, QGuiApplication, QTextBlockFormat, QTex
 from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
 
 from ..analysis.layout import LayoutBoxes, TextHitTest
+from ..analysis.markdown import parse
 from ..session.schema import LayoutLevel
 from . import style
 from .markdown_doc import MarkdownRenderer
@@ -596,8 +597,6 @@ class ResponseView(QTextBrowser):
             self._render_markdown()
 
     def _render_markdown(self) -> None:
-        from ..analysis.markdown import parse
-
         keep = self.verticalScrollBar().value()
         if self._md.render(parse(self._text, partial=self._streaming)) == 0:
             self._margins = None  # a cleared document lost its frame's margins

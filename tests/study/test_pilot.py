@@ -15,15 +15,10 @@ from ifllm_lab.session.schema import LayoutLevel, MouseKind
 
 from tests.support.markdown_text import shown_word
 from tests.support.screenshots import H, W
+from tests.support.study_app import _pattern
 
-
-def _pattern(folder, purpose: str, dwell: float) -> str:
-    """A five-point pattern with short dwells (the calibration is not what is tested here)."""
-    path = folder / f"{purpose}.json"
-    path.write_text(json.dumps({"name": purpose, "kind": "points", "purpose": purpose, "dwell_s": dwell,
-                                "points": [[0.5, 0.5], [0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.9]],
-                                "settle_s": 0.25, "shuffle": purpose == "validation"}))
-    return str(path)
+#: five points with short dwells: the calibration is not what is tested here (validation shuffled)
+FIVE = [[0.5, 0.5], [0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.9]]
 
 
 def _study(tmp_path, **llm) -> str:
@@ -40,8 +35,8 @@ questionnaire = ["How natural did the conversation feel? (1-5)"]
 width_px = {W}
 height_px = {H}
 [calibration]
-pattern = {json.dumps(_pattern(tmp_path, "calibration", 0.8))}
-validation = {json.dumps(_pattern(tmp_path, "validation", 0.6))}
+pattern = {json.dumps(_pattern(tmp_path, "calibration", "calibration", FIVE, 0.8))}
+validation = {json.dumps(_pattern(tmp_path, "validation", "validation", FIVE, 0.6, shuffle=True))}
 [[llm]]
 name = "small"
 max_tokens = 32

@@ -23,10 +23,10 @@ from .screenshots import H, W, save
 CLOSE_FACE_OK = FacePositionTargets(min_distance_mm=150.0)
 
 
-def _pattern(folder: Path, name: str, purpose: str, points, dwell: float) -> str:
+def _pattern(folder: Path, name: str, purpose: str, points, dwell: float, shuffle: bool = False) -> str:
     p = folder / f"{name}.json"
     p.write_text(json.dumps({"name": name, "kind": "points", "purpose": purpose, "points": points,
-                             "dwell_s": dwell, "settle_s": 0.25, "shuffle": False}))
+                             "dwell_s": dwell, "settle_s": 0.25, "shuffle": shuffle}))
     return str(p)
 
 
