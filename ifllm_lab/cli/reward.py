@@ -104,6 +104,11 @@ def _table(out: dict) -> str:
                 if out["n_eval"] else "")]
     if out.get("majority_acc") is not None:
         lines.append(f"  always the commoner label: {100 * out['majority_acc']:.1f} %")
+    b = out.get("participant_bias") or {}
+    if b.get("participants") and b.get("own_side_acc") is not None and b.get("left_share_p10") is not None:
+        lines.append(f"  the participant's own other choices (side bias): {100 * b['own_side_acc']:.1f} %; left picked in "
+                     f"{100 * b['left_share_p10']:.0f}-{100 * b['left_share_p90']:.0f} % of choices "
+                     f"(10th-90th percentile, {b['participants']} participants with 5 or more)")
     for kind, sets in out["by_model"].items():
         lines.append(f"  {kind}")
         for s, r in sets.items():

@@ -9,6 +9,9 @@
   participants, not rows (a participant's turns are not independent).
 - :func:`reliability`, :func:`confusion`, :func:`permutation_importance`: the numbers
   behind the workbench's calibration plot, confusion matrix and importance bars.
+- :func:`participant_bias`: how much participants differ in choosing the left answer, and
+  how well that alone predicts their choices: what the paper's protocol can learn from
+  participants it has seen and the grouped one cannot.
 """
 from __future__ import annotations
 
@@ -18,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import ModelError, RewardModel, _logit, fit_platt, labels, llm_vocab, set_columns
+from .model import KINDS, ModelError, RewardModel, _logit, fit_platt, labels, llm_vocab, set_columns
 
 __all__ = ["PROTOCOLS", "Oof", "cross_validate", "accuracy_ci", "difference_ci", "reliability", "confusion",
-           "permutation_importance", "expected_calibration_error"]
+           "permutation_importance", "expected_calibration_error", "participant_bias"]
 
 PROTOCOLS = {"participant": "grouped by participant: every test participant is unseen",
              "question": "the IFLLM paper's: 5-fold over questions, participants mixed"}
@@ -97,7 +100,7 @@ def cross_validate(table: dict[str, np.ndarray], task: str, kind: str, feature_s
     p_cal = np.empty_like(p)
     for f in range(k):
         te = fold_of == f
-        a, b = fit_platt(p[~te], y[~te], symmetric=task == "pairwise")
+        a, b = fit_platt(p[~te], y[~te], symmetric=task == "pairwise" and KINDS[kind].mirror)
         z = a * _logit(p[te]) + b
         p_cal[te] = 1.0 / (1.0 + np.exp(-z))
     return Oof(p, p_cal, y, groups, k, fold_of), kept
@@ -132,6 +135,45 @@ def difference_ci(correct_a: np.ndarray, correct_b: np.ndarray, groups: np.ndarr
     d = (ha[idx].sum(axis=1) - hb[idx].sum(axis=1)) / tot
     lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float((ha.sum() - hb.sum()) / max(n.sum(), 1)), float(lo), float(hi)
+
+
+def participant_bias(table: dict[str, np.ndarray], *, min_pairs: int = 5) -> dict:
+    """Side bias of the participants of a pairwise ``table`` (rows with a preference).
+
+    Returns ``{}`` without pairwise labels, else: ``pairs``; ``left_share``, the share of
+    choices of the answer shown on the left; ``participants`` (those with at least
+    ``min_pairs`` choices) and ``left_share_p10`` / ``_p50`` / ``_p90``, the spread of their
+    own left shares; ``own_side_acc``, the accuracy of predicting every choice by the side
+    the same participant chose more often in their *other* pairs (half a hit on a tie, a
+    participant with one pair: half). When participants differ, ``own_side_acc`` is well
+    above 50 % and a model evaluated with participants mixed (the paper's protocol) can
+    score it by recognising the participant; on unseen participants it is out of reach."""
+    if "preference" not in table or "participant" not in table:
+        return {}
+    pref = np.asarray(table["preference"]).astype(np.int64)
+    rows = (pref == 1) | (pref == 2)
+    if not rows.any():
+        return {}
+    side = np.asarray(table.get("ctx_answer1_side", np.ones(len(pref))), np.float64)[rows]
+    first_left = ~(side < 0)  # answer 1 on the left, or the side not known (imported: always left)
+    left = (pref[rows] == 1) == first_left
+    groups = np.asarray(table["participant"]).astype(str)[rows]
+    _u, inv = np.unique(groups, return_inverse=True)
+    n = np.bincount(inv).astype(np.float64)
+    k = np.bincount(inv, weights=left.astype(np.float64))
+    # the participant's other pairs: their left share without this pair
+    others_n = n[inv] - 1
+    others_left = k[inv] - left
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lean = np.where(others_n > 0, others_left / np.maximum(others_n, 1), 0.5)
+    hit = np.where(lean == 0.5, 0.5, ((lean > 0.5) == left).astype(np.float64))
+    enough = n >= min_pairs
+    out = {"pairs": int(rows.sum()), "left_share": float(left.mean()), "participants": int(enough.sum()),
+           "own_side_acc": float(hit.mean())}
+    shares = k[enough] / n[enough]
+    for q in (10, 50, 90):
+        out[f"left_share_p{q}"] = float(np.percentile(shares, q)) if len(shares) else math.nan
+    return out
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:

@@ -6,7 +6,9 @@ the fixation detectors') over one feature set (from :data:`SETS`) for one task:
 - ``pairwise``: one row per pairwise question; the label is "answer 1 preferred". Rows
   are mirrored for training (answer 2 as answer 1, label flipped) and predictions are
   averaged with the mirrored row's, so P(1 over 2) = 1 - P(2 over 1) exactly and a side
-  bias can only be learnt from where the answers were shown (``d_ctx_shown_left``).
+  bias can only be learnt from where the answers were shown (``d_ctx_shown_left``). One
+  kind is not mirrored (``paper-forest``, the IFLLM paper's model, :attr:`Kind.mirror`):
+  it can learn that a participant it recognises favours one side.
 - ``pointwise``: one row per answer; the label is "rated good" (Likert 4-5 against 1-3).
 
 Besides the registered features, a model can see which LLM wrote each answer
@@ -61,6 +63,9 @@ class Kind:
     #: (parameter name of the estimator, candidate values); the value a fitted model chose is
     #: kept in :attr:`RewardModel.chosen`
     tune: tuple[str, tuple] | None = None
+    #: pairs are mirrored (answer 2 as answer 1, label flipped) for training and prediction;
+    #: False only to reproduce models that were not (their predictions are not antisymmetric)
+    mirror: bool = True
 
 
 def _logistic(seed: int, _n: int):
@@ -90,6 +95,14 @@ def _forest(seed: int, _n: int):
                                                 n_jobs=1, random_state=seed))
 
 
+def _paper_forest(seed: int, _n: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    # missing values go to whichever side of a split suits them (scikit-learn >= 1.4)
+    return RandomForestClassifier(n_estimators=500, min_samples_leaf=3, max_features="sqrt", n_jobs=1,
+                                  random_state=seed)
+
+
 LINEAR = ("logistic", "screened")  #: kinds that cannot use features that do not change with the answers' order
 SCREENED_KS = (1, 2, 3, 5, 8, 13)  #: how many features a screened logistic model may keep
 SCREENED_K = 5  #: what it keeps when the training rows are too few to choose (under 3 participants)
@@ -115,6 +128,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("logistic", "L2-regularised logistic regression on all the set's standardised features", _logistic),
     Kind("boosting", "gradient-boosted trees (histogram-based; missing values handled by the trees)", _boosting),
     Kind("forest", "random forest, 300 trees", _forest),
+    Kind("paper-forest", "the IFLLM paper's model: a random forest (500 trees) over every feature of the set, pairs not "
+                         "mirrored, so it can learn which side a participant it recognises favours (it scores well "
+                         "in the paper's protocol, where participants are mixed, and not on new participants)",
+         _paper_forest, mirror=False),
 )}
 
 
@@ -222,6 +239,11 @@ class RewardModel:
             raise ModelError(f"unknown feature set {self.feature_set!r}: use one of {', '.join(SETS)}")
 
     @property
+    def mirrored(self) -> bool:
+        """Pairs mirrored for training and prediction (P(1 over 2) = 1 - P(2 over 1))."""
+        return self.task == "pairwise" and KINDS[self.kind].mirror
+
+    @property
     def uses_text(self) -> bool:
         return self.feature_set in ("text", "fused")
 
@@ -302,12 +324,12 @@ class RewardModel:
             raise ModelError(f"the {self.feature_set} features are empty in this data (no "
                              f"{'/'.join(sorted(_SET_GROUPS[self.feature_set]))} data recorded)")
         X = self.design(table, embeddings)
-        if self.task == "pairwise":
+        if self.mirrored:
             X, y = np.vstack([X, self._mirror(X)]), np.concatenate([y, 1 - y])
         self.medians = np.nan_to_num(np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0)) \
             if len(X) else np.zeros(X.shape[1])
         groups = np.asarray(table["participant"]).astype(str) if "participant" in table else np.zeros(len(rows), str)
-        if self.task == "pairwise":
+        if self.mirrored:
             groups = np.concatenate([groups, groups])  # a row and its mirror stay in one fold
         est = KINDS[self.kind].make(self.seed, X.shape[1])
         with warnings.catch_warnings():  # a column constant in the training rows is expected, not news
@@ -369,11 +391,12 @@ class RewardModel:
         self.emb_mean, self.emb_axes = mean, vt[:EMB_DIMS]
 
     def raw_proba(self, X: np.ndarray) -> np.ndarray:
-        """P(label 1) from the estimator alone (pairs: averaged with the mirrored row)."""
+        """P(label 1) from the estimator alone (pairs: averaged with the mirrored row, unless
+        the kind is not mirrored)."""
         if self.estimator is None:
             raise ModelError("the model is not trained")
         p = self.estimator.predict_proba(X)[:, 1]
-        if self.task == "pairwise":
+        if self.mirrored:
             p = 0.5 * (p + 1.0 - self.estimator.predict_proba(self._mirror(X))[:, 1])
         return p
 

@@ -28,8 +28,8 @@ import numpy as np
 
 from .data import Dataset, QualityRule, quality_filter, subset
 from .evaluate import (
-    accuracy_ci, confusion, cross_validate, difference_ci, expected_calibration_error, permutation_importance,
-    reliability,
+    accuracy_ci, confusion, cross_validate, difference_ci, expected_calibration_error, participant_bias,
+    permutation_importance, reliability,
 )
 from .model import KINDS, SETS, ModelError, RewardModel, fit_platt, group_of, labels
 
@@ -92,6 +92,7 @@ class TrainReport:
     labels: dict[str, int]
     undefined: dict[str, dict[str, int]]
     model: RewardModel | None = None
+    bias: dict = field(default_factory=dict)  # pairwise: the participants' side bias (evaluate.participant_bias)
 
     def summary(self, top: int = 10) -> dict:
         out: dict = {"task": self.task, "protocol": self.protocol, "n_train": self.n_train, "n_eval": self.n_eval,
@@ -125,6 +126,8 @@ class TrainReport:
         out["labels"] = self.labels
         out["seconds"] = {k: round(v, 2) for k, v in self.seconds.items()}
         out["dropped"] = self.dropped
+        if self.bias:
+            out["participant_bias"] = {k: (_r(v) if isinstance(v, float) else v) for k, v in self.bias.items()}
         return out
 
 
@@ -262,7 +265,7 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
                                     keep_models=True, cancel=cancel) if n_part >= 2 else (None, [])
     model = RewardModel(s.task, main, keep_set, seed=s.seed).fit(table, embeddings)
     if oof_keep is not None:
-        model.platt = fit_platt(oof_keep.p_raw, oof_keep.y, symmetric=s.task == "pairwise")
+        model.platt = fit_platt(oof_keep.p_raw, oof_keep.y, symmetric=model.mirrored)
     seconds["fit"] = time.perf_counter() - t0
     importance: list[tuple[str, float]] = []
     t0 = time.perf_counter()
@@ -293,7 +296,8 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
         group_importance=groups_imp, reliability=reliability(p_show, y_show), confusion=confusion(p_show, y_show),
         ece=expected_calibration_error(p_show, y_show),
         brier=float(np.mean((p_show - y_show) ** 2)) if len(y_show) else math.nan,
-        seconds=seconds, labels={str(int(k)): int(v) for k, v in zip(u, c)}, undefined=data.undefined, model=model)
+        seconds=seconds, labels={str(int(k)): int(v) for k, v in zip(u, c)}, undefined=data.undefined, model=model,
+        bias=participant_bias(table) if s.task == "pairwise" else {})
 
 
 def settings_dict(s: TrainSettings) -> dict:

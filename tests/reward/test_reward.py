@@ -12,7 +12,7 @@ import pytest
 
 from ifllm_lab.cli import main
 from ifllm_lab.reward.data import DataError, QualityRule, load_dataset, quality_filter
-from ifllm_lab.reward.evaluate import _splits, accuracy_ci, difference_ci
+from ifllm_lab.reward.evaluate import _splits, accuracy_ci, difference_ci, participant_bias
 from ifllm_lab.reward.model import SCREENED_KS, ModelError, RewardModel, fit_platt, labels, set_columns
 from ifllm_lab.reward.store import FORMAT, ModelFileError, load_model, read_info, save_model
 from ifllm_lab.reward.train import TrainSettings, train
@@ -111,6 +111,38 @@ def test_pairwise_predictions_are_antisymmetric(strong_data):
     cols = set_columns(strong_data.comparisons, "pairwise", "text", "logistic")
     assert any(c.startswith("r_text_") for c in cols) and "ctx_answer1_side" in cols
     assert not any(c.startswith(("gaze_", "r_gaze", "r_mouse", "q_")) for c in cols)
+
+
+def test_the_paper_forest_learns_a_known_participants_side_and_mirrored_kinds_cannot(tmp_path, cache):
+    # every participant always picks the same side, whatever the answers: as their trackers'
+    # rates go up, two pick left, two right, two left, two right. The rate (a quality feature)
+    # tells them apart, so a model that has seen them can learn each one's side, while a new
+    # participant's rate lies between one of each side; the mirrored kinds cannot learn a
+    # side at all
+    from ifllm_lab.reward.evaluate import cross_validate
+
+    for i in range(8):
+        make_study_session(str(tmp_path / f"p{i}.h5"), f"P{i}", turns=16, signal=0.0, gaze_hz=20.0 + 3 * i, seed=i)
+    t = dict(load_dataset([str(tmp_path)], cache_dir=cache, workers=1).comparisons)
+    parts = sorted(set(t["participant"].tolist()))
+    left_lover = {p: (i // 2) % 2 == 0 for i, p in enumerate(parts)}
+    t["preference"] = np.array([1 if left_lover[p] else 2 for p in t["participant"].tolist()])
+    assert (t["ctx_answer1_side"] == 1).all()  # answer 1 on the left: its preference is the left's
+    acc = {}
+    for kind in ("paper-forest", "forest"):
+        for protocol in ("question", "participant"):
+            oof, _ = cross_validate(t, "pairwise", kind, "gaze", protocol=protocol, folds=4, seed=0)
+            acc[kind, protocol] = oof.accuracy
+    assert acc["paper-forest", "question"] >= 0.75  # participants mixed: their side is learnt
+    assert acc["paper-forest", "participant"] <= 0.5  # new participants: their side cannot be known
+    assert acc["forest", "question"] <= 0.62  # mirrored: a side bias is invisible
+    m = RewardModel("pairwise", "paper-forest", "gaze").fit(t)
+    assert not m.mirrored and RewardModel("pairwise", "forest", "gaze").mirrored
+    X = m.design(t)
+    assert np.abs(m.raw_proba(X) + m.raw_proba(m._mirror(X)) - 1.0).max() > 0.5  # not antisymmetric
+    loaded, _info = load_model(save_model(m, str(tmp_path / "model")))  # its file works like any other
+    assert loaded.kind == "paper-forest" and not loaded.mirrored
+    np.testing.assert_array_equal(loaded.predict_proba(t), m.predict_proba(t))
 
 
 def test_the_quality_rule_drops_participants_by_their_own_data():
@@ -213,6 +245,11 @@ def test_cli_trains_saves_lists_and_predicts(capfd, strong, tmp_path, monkeypatc
     assert s["n_train"] == 80 and s["n_eval"] == 0 and len(s["implicit_acc_ci"]) == 2
     assert s["top_features"] and {"name", "drop", "group", "meaning"} <= set(s["top_features"][0])
     assert (out / "model.json").is_file()
+    b = s["participant_bias"]
+    assert b["pairs"] == 80 and b["participants"] == 8
+    from ifllm_lab.cli.reward import _table
+
+    assert f"own other choices (side bias): {100 * b['own_side_acc']:.1f} %" in _table(s)  # the text table's line
     rc, stdout, _ = _cli(capfd, ["reward", "models", str(tmp_path), "--json"])
     assert rc == 0 and json.loads(stdout)[0]["path"] == str(out)
     one = str(strong / "p03.h5")
@@ -311,3 +348,25 @@ def test_real_ifllm_sessions_train_with_grouped_cv(imported, cache):
     assert any(c.startswith("model=") for c in cols)  # which LLM wrote each answer
     assert any(c.startswith("r_text_") for c in cols) and any(c.startswith(("r_gaze", "gaze_")) for c in cols)
     assert s["top_features"] and rep.group_importance
+    bias = s["participant_bias"]  # IFLLM shows answer 1 on the left: every participant's side bias is measured
+    assert bias["pairs"] == rep.n_train and 0.0 <= bias["left_share_p10"] <= bias["left_share_p90"] <= 1.0
+    assert 0.3 <= bias["own_side_acc"] <= 0.9
+
+
+def test_participant_bias_counts_the_side_chosen_and_leaves_each_choice_out():
+    # P1 picks the left answer 4 times of 5; answer 1 is on the right in P1's last pair, so
+    # preference 2 there is a left choice. P2 picks left and right alike (a tie for every
+    # left-out choice but the ones that break it). P3 has one pair: half a hit.
+    t = {"participant": np.array(["P1"] * 5 + ["P2"] * 4 + ["P3"]),
+         "preference": np.array([1, 1, 1, 2, 2, 1, 2, 1, 2, 1]),
+         "ctx_answer1_side": np.array([1, 1, 1, 1, -1, 1, 1, 1, 1, 1], float)}
+    b = participant_bias(t, min_pairs=4)
+    assert b["pairs"] == 10 and b["participants"] == 2
+    assert b["left_share"] == pytest.approx(7 / 10)
+    assert b["left_share_p10"] == pytest.approx(0.5 + 0.1 * 0.3) and b["left_share_p90"] == pytest.approx(0.8 - 0.1 * 0.3)
+    # P1: leaving out a left choice leaves 3 of 4 left -> predict left: 4 hits; leaving out the
+    # right choice leaves 4 of 4 left -> a miss. P2: leaving out a left choice leaves 1 of 3 left
+    # -> predict right: a miss; a right one leaves 2 of 3 left -> predict left: a miss. P3: half.
+    assert b["own_side_acc"] == pytest.approx((4 + 0 + 0.5) / 10)
+    assert participant_bias({"participant": np.array(["a"]), "preference": np.array([-1])}) == {}
+    assert participant_bias({"participant": np.array(["a"]), "likert": np.array([3])}) == {}

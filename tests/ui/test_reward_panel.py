@@ -127,6 +127,11 @@ def test_train_results_saved_model_and_replay(make_wb, qtbot, study_folder, tmp_
     text = panel.headline.text()
     assert "fused" in text and " vs text " in text and "difference" in text
     assert "participant-grouped 3-fold CV, 6 participants" in text
+    # under the table: the participants' side bias, from the same summary
+    bias = summary["participant_bias"]
+    assert bias["participants"] == 6 and bias["pairs"] == 48
+    assert panel.accuracy_note.isVisibleTo(panel) and "left answer" in panel.accuracy_note.text()
+    assert f"{100 * bias['own_side_acc']:.1f} %" in panel.accuracy_note.text()
     # the plots
     assert len(_items(panel.ablation, pg.BarGraphItem)) == 1 and len(_items(panel.ablation, pg.ErrorBarItem)) == 1
     chance = [it for it in _items(panel.ablation, pg.InfiniteLine) if it.value() == 50.0]
@@ -240,3 +245,14 @@ def test_damaged_and_newer_models_show_as_rows(make_wb, qtbot, tmp_path):
     other.mkdir()
     wb.sessions.set_folder(str(other))  # another data folder: its models
     assert t.rowCount() == 0 and "No saved models yet" in panel.models_label.text()
+
+
+def test_the_side_bias_note_says_what_the_paper_protocol_can_learn():
+    from ifllm_lab.ui.workbench.reward import bias_note
+
+    strong = {"participants": 27, "own_side_acc": 0.582, "left_share_p10": 0.19, "left_share_p90": 0.85}
+    assert bias_note(strong).startswith("Participants differ in picking the left answer: 19\u201385 %")
+    assert "predict 58.2 %" in bias_note(strong) and "paper's protocol" in bias_note(strong)
+    weak = {**strong, "own_side_acc": 0.49}
+    assert "near chance" in bias_note(weak) and "paper's protocol" not in bias_note(weak)
+    assert bias_note({}) == "" and bias_note({**strong, "participants": 0}) == ""

@@ -142,6 +142,25 @@ def headline(summary: dict, folds: int | None = None) -> str:
 
 
 # -- small widgets ---------------------------------------------------------------------------------
+def bias_note(bias: dict) -> str:
+    """One sentence on the participants' side bias (:func:`~ifllm_lab.reward.evaluate.participant_bias`),
+    empty when there is too little to say."""
+    if not bias or not bias.get("participants") or not _ok(bias.get("own_side_acc")):
+        return ""
+    lo, hi = bias.get("left_share_p10"), bias.get("left_share_p90")
+    if not (_ok(lo) and _ok(hi)):
+        return ""
+    acc = bias["own_side_acc"]
+    spread = (f"{100 * lo:.0f}\u2013{100 * hi:.0f} % of their choices (10th\u201390th percentile of the "
+              f"{bias['participants']} with 5 or more)")
+    if acc < 0.55:
+        return (f"Participants pick the left answer in {spread}; their own other choices predict {100 * acc:.1f} %, "
+                "near chance: knowing the participant adds little here.")
+    return (f"Participants differ in picking the left answer: {spread}. Their own other choices alone predict "
+            f"{100 * acc:.1f} %: the paper's protocol, with participants mixed, can learn that; new participants "
+            "cannot, so it reads higher than the grouped figures.")
+
+
 class _Card(QFrame):
     """A titled frame holding one result."""
 
@@ -483,7 +502,13 @@ class RewardPanel(QWidget):
         side.addStretch(1)
         cbox.addLayout(side, 2)
 
-        self.card_accuracy = _Card("Accuracy by model and feature set", self.acc_table, min_height=210)
+        self.accuracy_note = QLabel("", self)
+        self.accuracy_note.setObjectName("reward_bias_note")
+        self.accuracy_note.setWordWrap(True)
+        self.accuracy_note.setStyleSheet(f"color: {style.TEXT_DIM.name()};")
+        self.accuracy_note.hide()
+        self.card_accuracy = _Card("Accuracy by model and feature set", self.acc_table, min_height=210,
+                                   note=self.accuracy_note)
         self.card_ablation = _Card("Feature-set ablation", self.ablation, min_height=260, note=self.ablation_note)
         self.card_importance = _Card(f"What the model uses: permutation importance (top {TOP_FEATURES})",
                                      self.importance, min_height=360, note=self.importance_note)
@@ -748,6 +773,7 @@ class RewardPanel(QWidget):
         rows = accuracy_rows(summary, results)
         main = summary.get("model") or (rows[0]["kind"] if rows else "")
         self._fill_accuracy(rows, main)
+        self._fill_bias(summary.get("participant_bias") or {})
         self._fill_ablation(rows, main)
         self._fill_importance(summary.get("top_features") or [])
         self._fill_calibration(reliability, summary.get("confusion"), task, summary)
@@ -781,6 +807,18 @@ class RewardPanel(QWidget):
         height = t.horizontalHeader().sizeHint().height() + shown * t.verticalHeader().defaultSectionSize() + 6
         t.setMinimumHeight(height)
         self.card_accuracy.setMinimumHeight(height + 44)
+
+    def _fill_bias(self, bias: dict) -> None:
+        """Under the accuracy table: how much the participants differ in picking the left
+        answer, which the paper's protocol can learn and unseen participants hide."""
+        note = bias_note(bias)
+        self.accuracy_note.setText(note)
+        self.accuracy_note.setVisible(bool(note))
+        if note:
+            lines = max(2, round(self.accuracy_note.fontMetrics().horizontalAdvance(note)
+                                 / max(self.card_accuracy.width() - 24, 300)) + 1)
+            self.card_accuracy.setMinimumHeight(self.acc_table.minimumHeight() + 44
+                                                + lines * self.accuracy_note.fontMetrics().lineSpacing())
 
     def _fill_ablation(self, rows: list[dict], main: str) -> None:
         plot = self.ablation
