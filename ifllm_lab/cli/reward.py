@@ -50,7 +50,8 @@ def cmd_reward_train(args) -> int:
     kinds = tuple(k.strip() for k in args.model.split(",") if k.strip())
     sets = tuple(k.strip() for k in args.sets.split(",") if k.strip())
     settings = TrainSettings(task=args.task, kinds=kinds, sets=sets, keep_set=args.keep, folds=args.folds,
-                             seed=args.seed, quality=None if args.all_participants else QualityRule(),
+                             seed=args.seed, repeats=args.repeats,
+                             quality=None if args.all_participants else QualityRule(),
                              paper_protocol=not args.no_paper, importance=not args.no_importance)
     try:
         settings.check()
@@ -101,20 +102,25 @@ def _table(out: dict) -> str:
              f"participants" + (f" ({out['dropped_participants']} left out by the quality rule)"
                                 if out["dropped_participants"] else "")
              + (f"; evaluated on {out['n_eval']} rows of {out['eval_participants']} participants"
-                if out["n_eval"] else "")]
+                if out["n_eval"] else "")
+             + (f"; every figure the mean of {out['repeats']} cross-validations on different folds"
+                if (out.get("repeats") or 1) > 1 else "")]
     if out.get("majority_acc") is not None:
         lines.append(f"  always the commoner label: {100 * out['majority_acc']:.1f} %")
     b = out.get("participant_bias") or {}
     if b.get("participants") and b.get("own_side_acc") is not None and b.get("left_share_p10") is not None:
-        lines.append(f"  the participant's own other choices (side bias): {100 * b['own_side_acc']:.1f} %; left picked in "
-                     f"{100 * b['left_share_p10']:.0f}-{100 * b['left_share_p90']:.0f} % of choices "
+        lines.append(f"  the participant's own other choices (side bias): {100 * b['own_side_acc']:.1f} %; "
+                     f"left picked in {100 * b['left_share_p10']:.0f}-{100 * b['left_share_p90']:.0f} % of choices "
                      f"(10th-90th percentile, {b['participants']} participants with 5 or more)")
     for kind, sets in out["by_model"].items():
         lines.append(f"  {kind}")
         for s, r in sets.items():
             paper = f"   paper protocol {100 * r['paper_acc']:5.1f} %" if r.get("paper_acc") is not None else ""
             auc = f"   AUC {r['auc']:.3f}" if r.get("auc") is not None else ""
-            lines.append(f"    {s:<9} {_fmt(r['acc'], r['ci'])}{auc}{paper}")
+            reps = r.get("repeat_accs") or []
+            spread = (f"   repeats {100 * min(reps):.1f}-{100 * max(reps):.1f} %" if len(reps) > 1
+                      and None not in reps else "")
+            lines.append(f"    {s:<9} {_fmt(r['acc'], r['ci'])}{auc}{paper}{spread}")
     if out.get("fused_minus_text") is not None:
         lo, hi = out["fused_minus_text_ci"]
         lines.append(f"  fused - text: {100 * out['fused_minus_text']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]")
@@ -219,6 +225,8 @@ def register(sub) -> None:
     t.add_argument("--keep", default="fused", choices=tuple(SETS), help="feature set of the saved model")
     t.add_argument("--folds", type=int, default=5)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--repeats", type=int, default=1, metavar="N",
+                   help="repeat the cross-validation on N different random folds and average (default 1)")
     t.add_argument("--embeddings", action="store_true",
                    help="text models also see the answers' embeddings from the local LLM (slow the first time)")
     t.add_argument("--all-participants", action="store_true",

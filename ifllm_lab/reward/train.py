@@ -8,7 +8,11 @@ job body (progress, cancel, log) for windows and child processes.
 What is measured, per estimator kind and feature set (:data:`~ifllm_lab.reward.model.SETS`):
 
 - without ``eval_data``: participant-grouped k-fold CV accuracy with a bootstrap interval
-  over participants, and the paper's CV over questions beside it;
+  over participants, and the paper's CV over questions beside it; with ``repeats`` > 1 the
+  CV is run again on other random folds (seeds ``seed``, ``seed + 1``, ...) and every figure
+  is the mean over the repeats (each row's correctness averaged before the bootstrap), with
+  each repeat's accuracy listed, since with a few dozen participants the folds alone move
+  an accuracy by a few points;
 - with ``eval_data``: the accuracy of a model trained on all of ``data`` on ``eval_data``,
   with an interval over the evaluation participants.
 
@@ -44,6 +48,7 @@ class TrainSettings:
     keep_set: str = "fused"  # the feature set of the model that is kept
     folds: int = 5
     seed: int = 0
+    repeats: int = 1  # cross-validations on different random folds, averaged
     quality: QualityRule | None = field(default_factory=QualityRule)  # None: every participant
     paper_protocol: bool = True
     importance: bool = True
@@ -66,6 +71,8 @@ class TrainSettings:
             raise ModelError(f"unknown feature set {self.keep_set!r}")
         if self.folds < 2:
             raise ModelError(f"folds must be at least 2 (got {self.folds})")
+        if self.repeats < 1:
+            raise ModelError(f"repeats must be at least 1 (got {self.repeats})")
 
 
 @dataclass
@@ -93,11 +100,13 @@ class TrainReport:
     undefined: dict[str, dict[str, int]]
     model: RewardModel | None = None
     bias: dict = field(default_factory=dict)  # pairwise: the participants' side bias (evaluate.participant_bias)
+    repeats: int = 1  # cross-validations averaged in every figure
 
     def summary(self, top: int = 10) -> dict:
         out: dict = {"task": self.task, "protocol": self.protocol, "n_train": self.n_train, "n_eval": self.n_eval,
                      "participants": self.participants, "eval_participants": self.eval_participants,
-                     "dropped_participants": len(self.dropped), "model": self.main_kind}
+                     "dropped_participants": len(self.dropped), "model": self.main_kind,
+                     "repeats": self.repeats if self.n_eval == 0 else 1}
         main = self.results.get(self.main_kind, {})
         for s in SETS:
             r = main.get(s)
@@ -113,7 +122,9 @@ class TrainReport:
         # what always answering the commoner label scores: the floor every accuracy is read against
         out["majority_acc"] = _r(max(self.labels.values()) / n_lab) if n_lab else None
         out["by_model"] = {k: {s: {"acc": _r(r["acc"]), "ci": [_r(x) for x in r["ci"]], "auc": _r(r.get("auc")),
-                                   **({"paper_acc": _r(r["paper_acc"])} if "paper_acc" in r else {})}
+                                   **({"paper_acc": _r(r["paper_acc"])} if "paper_acc" in r else {}),
+                                   **({"repeat_accs": [_r(a) for a in r["repeat_accs"]]} if "repeat_accs" in r
+                                      else {})}
                                for s, r in v.items()} for k, v in self.results.items()}
         from ..features.registry import FEATURES
 
@@ -213,18 +224,26 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
             step += 1
             try:
                 if eval_table is None:
-                    oof, _ = cross_validate(table, s.task, kind, fs, folds=s.folds, seed=s.seed,
-                                            embeddings=embeddings, cancel=cancel)
-                    r = {"acc": oof.accuracy, "ci": accuracy_ci(oof.correct, oof.groups, n_boot=s.n_boot,
-                                                                  seed=s.seed), "n": len(oof.y),
-                         "auc": _auc(oof.y, oof.p_raw)}
-                    oofs[(kind, fs)] = oof
+                    reps = []
+                    for rep in range(s.repeats):
+                        oof, _ = cross_validate(table, s.task, kind, fs, folds=s.folds, seed=s.seed + rep,
+                                                embeddings=embeddings, cancel=cancel)
+                        reps.append(oof)
+                    correct = np.mean([o.correct for o in reps], axis=0)  # each row: its share of hits
+                    groups = reps[0].groups
+                    r = {"acc": float(correct.mean()), "ci": accuracy_ci(correct, groups, n_boot=s.n_boot,
+                                                                         seed=s.seed), "n": len(correct),
+                         "auc": float(np.mean([_auc(o.y, o.p_raw) for o in reps]))}
+                    if s.repeats > 1:
+                        r["repeat_accs"] = [o.accuracy for o in reps]
+                    oofs[(kind, fs)] = (correct, groups)
                     if s.paper_protocol:
                         _report_progress(progress, step / steps, f"{kind}: {fs} features, paper protocol")
                         step += 1
-                        pq, _ = cross_validate(table, s.task, kind, fs, protocol="question", folds=s.folds,
-                                               seed=s.seed, embeddings=embeddings, cancel=cancel)
-                        r["paper_acc"] = pq.accuracy
+                        r["paper_acc"] = float(np.mean([
+                            cross_validate(table, s.task, kind, fs, protocol="question", folds=s.folds,
+                                           seed=s.seed + rep, embeddings=embeddings, cancel=cancel)[0].accuracy
+                            for rep in range(s.repeats)]))
                 else:
                     m = RewardModel(s.task, kind, fs, seed=s.seed).fit(table, embeddings)
                     p = m.raw_proba(m.design(eval_table, embeddings))
@@ -233,7 +252,7 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
                     g = np.asarray(eval_table["participant"]).astype(str)
                     r = {"acc": float(correct.mean()), "ci": accuracy_ci(correct, g, n_boot=s.n_boot, seed=s.seed),
                          "n": len(y), "auc": _auc(y, p)}
-                    oofs[(kind, fs)] = (p, y, g, correct)
+                    oofs[(kind, fs)] = (correct, g)
             except ModelError as exc:
                 log(f"{kind} on {fs} features: {exc}")
                 r = {"acc": math.nan, "ci": (math.nan, math.nan), "n": 0, "error": str(exc)}
@@ -244,10 +263,7 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
     main = s.kinds[0]
 
     def correct_of(kind: str, fs: str):
-        o = oofs.get((kind, fs))
-        if o is None:
-            return None, None
-        return (o.correct, o.groups) if eval_table is None else (o[3], o[2])
+        return oofs.get((kind, fs), (None, None))
 
     diff = None
     ca, g = correct_of(main, "fused")
@@ -297,7 +313,7 @@ def train(data: Dataset, settings: TrainSettings | None = None, *, eval_data: Da
         ece=expected_calibration_error(p_show, y_show),
         brier=float(np.mean((p_show - y_show) ** 2)) if len(y_show) else math.nan,
         seconds=seconds, labels={str(int(k)): int(v) for k, v in zip(u, c)}, undefined=data.undefined, model=model,
-        bias=participant_bias(table) if s.task == "pairwise" else {})
+        bias=participant_bias(table) if s.task == "pairwise" else {}, repeats=s.repeats)
 
 
 def settings_dict(s: TrainSettings) -> dict:

@@ -145,6 +145,29 @@ def test_the_paper_forest_learns_a_known_participants_side_and_mirrored_kinds_ca
     np.testing.assert_array_equal(loaded.predict_proba(t), m.predict_proba(t))
 
 
+def test_repeated_cross_validation_averages_runs_on_other_folds(strong_data):
+    import dataclasses
+
+    base = dataclasses.replace(FAST, sets=("text", "implicit", "fused"))
+    three = train(strong_data, dataclasses.replace(base, repeats=3)).summary()
+    assert three["repeats"] == 3
+    for fs in ("text", "implicit", "fused"):
+        r = three["by_model"]["logistic"][fs]
+        assert len(r["repeat_accs"]) == 3
+        assert r["acc"] == pytest.approx(np.mean(r["repeat_accs"]), abs=1e-4)  # every row's hits averaged
+        assert r["ci"][0] <= r["acc"] <= r["ci"][1]
+        for rep in range(3):  # repeat k is the plain run with seed + k
+            one = train(strong_data, dataclasses.replace(base, sets=(fs,), seed=rep)).summary()
+            assert one["repeats"] == 1 and "repeat_accs" not in one["by_model"]["logistic"][fs]
+            assert one["by_model"]["logistic"][fs]["acc"] == pytest.approx(r["repeat_accs"][rep], abs=1e-4)
+    from ifllm_lab.cli.reward import _table
+
+    text = _table(three)
+    assert "the mean of 3 cross-validations on different folds" in text and "   repeats " in text
+    with pytest.raises(ModelError, match="repeats must be at least 1"):
+        train(strong_data, dataclasses.replace(base, repeats=0))
+
+
 def test_the_quality_rule_drops_participants_by_their_own_data():
     n = 12
     table = {"participant": np.array(["A"] * 6 + ["B"] * 6),

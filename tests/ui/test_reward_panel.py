@@ -90,6 +90,7 @@ def test_train_results_saved_model_and_replay(make_wb, qtbot, study_folder, tmp_
     assert list(panel.kind_boxes) == list(KINDS) and list(panel.set_boxes) == list(SETS)
     assert panel.chosen_kinds() == [next(iter(KINDS))] and panel.chosen_sets() == list(SETS)
     assert panel.folds.value() == 5 and panel.quality.isChecked() and not panel.embeddings.isChecked()
+    assert panel.repeats.value() == 1
     # data: all sessions, the study's, the selected ones
     assert panel.data_label.text().startswith("7 sessions, 7 participants")
     panel.study_box.setCurrentIndex(panel.study_box.findData(STUDY))
@@ -104,6 +105,7 @@ def test_train_results_saved_model_and_replay(make_wb, qtbot, study_folder, tmp_
     panel.use_study.setChecked(True)
 
     panel.folds.setValue(3)
+    panel.repeats.setValue(2)
     assert panel.train_btn.isEnabled()
     runner = panel.train()
     assert runner is not None and not panel.train_btn.isEnabled()
@@ -126,7 +128,9 @@ def test_train_results_saved_model_and_replay(make_wb, qtbot, study_folder, tmp_
     assert summary["implicit_acc"] > 0.7 and summary["participants"] == 6
     text = panel.headline.text()
     assert "fused" in text and " vs text " in text and "difference" in text
-    assert "participant-grouped 3-fold CV, 6 participants" in text
+    assert "participant-grouped 3-fold CV repeated 2 times, 6 participants" in text
+    assert summary["repeats"] == 2 and all(len(r["repeat_accs"]) == 2 for r in summary["by_model"][
+        next(iter(KINDS))].values())
     # under the table: the participants' side bias, from the same summary
     bias = summary["participant_bias"]
     assert bias["participants"] == 6 and bias["pairs"] == 48
