@@ -343,9 +343,12 @@ class RewardModel:
         return self
 
     def _tune(self, est, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
-        """The kind's tuned setting, chosen by the mean AUC of a cross-validation grouped by
-        participant inside the training rows (the smallest value among equals); ``{}`` when the
-        kind tunes nothing or the rows hold fewer than 3 participants or one label only."""
+        """The kind's tuned setting, chosen by a cross-validation grouped by participant inside
+        the training rows: the simplest value (the first of the kind's list) whose mean AUC is
+        within one standard error of the best one's (the "one standard error rule": with weak
+        signals the best-scoring value is often a lucky one, and a simpler model is the safer
+        bet); ``{}`` when the kind tunes nothing or the rows hold fewer than 3 participants or
+        one label only."""
         tune = KINDS[self.kind].tune
         n_groups = len(np.unique(groups))
         if tune is None or n_groups < 3 or len(np.unique(y)) < 2:
@@ -358,7 +361,7 @@ class RewardModel:
         if name.endswith("__k"):
             values = tuple(v for v in values if v <= X.shape[1]) or (X.shape[1],)
         folds = list(GroupKFold(n_splits=min(4, n_groups)).split(X, y, groups))
-        best, best_auc = values[0], -np.inf
+        scores: list[tuple[float, float]] = []  # per value: mean AUC over the folds, its standard error
         for v in values:
             aucs = []
             for tr, te in folds:
@@ -366,8 +369,12 @@ class RewardModel:
                     continue
                 e = clone(est).set_params(**{name: v}).fit(X[tr], y[tr])
                 aucs.append(roc_auc_score(y[te], e.predict_proba(X[te])[:, 1]))
-            if aucs and np.mean(aucs) > best_auc + 1e-9:
-                best, best_auc = v, float(np.mean(aucs))
+            scores.append((float(np.mean(aucs)), float(np.std(aucs, ddof=1) / math.sqrt(len(aucs)))
+                           if len(aucs) > 1 else 0.0) if aucs else (-np.inf, 0.0))
+        # the simplest value within one standard error of the best (values go from simple to complex)
+        top = max(range(len(values)), key=lambda i: scores[i][0])
+        floor = scores[top][0] - scores[top][1]
+        best = next(v for v, (m, _se) in zip(values, scores) if m >= floor)
         return {name: best.item() if hasattr(best, "item") else best}
 
     def _fit_embeddings(self, table, embeddings) -> None:
