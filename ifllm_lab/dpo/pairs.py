@@ -146,7 +146,7 @@ def _predictions(model_folder: str, data) -> dict[tuple[str, int], float]:
     if model.emb_axes is not None:
         from ..reward.text_embed import dataset_embeddings
 
-        emb, _got = dataset_embeddings([data])
+        emb, _got = dataset_embeddings([data], model.task)
     try:
         preds = predict_dataset(model, data, emb, top=0)
     except ModelError as exc:

@@ -65,7 +65,7 @@ def predict_sessions(model: RewardModel, info: dict, sources: list[str], *, cach
     if model.emb_axes is not None:
         from .text_embed import dataset_embeddings
 
-        emb, got = dataset_embeddings([data], cache_dir=cache_dir, cancel=cancel)
+        emb, got = dataset_embeddings([data], model.task, cache_dir=cache_dir, cancel=cancel)
         want = (info.get("embedding") or {}).get("model")
         if want and got.get("model") != want:
             raise ModelError(f"the model was trained on embeddings of another LLM ({want}); this app embeds with "

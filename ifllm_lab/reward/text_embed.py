@@ -10,7 +10,7 @@ import numpy as np
 
 from .data import Dataset
 
-__all__ = ["dataset_embeddings", "texts_embeddings"]
+__all__ = ["dataset_embeddings", "task_texts", "texts_embeddings"]
 
 
 def texts_embeddings(texts: dict[tuple[str, int, int], str], *, cache_dir: str | None = None,
@@ -35,8 +35,20 @@ def texts_embeddings(texts: dict[tuple[str, int, int], str], *, cache_dir: str |
     return out, {"model": embedding_fingerprint(model_path)}
 
 
-def dataset_embeddings(datasets: list[Dataset], **kwargs) -> tuple[dict, dict]:
+def task_texts(d: Dataset, task: str | None = None) -> dict[tuple[str, int, int], str]:
+    """The answers of ``d`` that a ``task`` model reads: a pairwise model only the answers of
+    pairwise questions (embedding the others would cost model time for nothing); ``None``:
+    every answer."""
+    if task != "pairwise":
+        return dict(d.texts)
+    pairs = set(zip(d.comparisons.get("session", np.zeros(0)).tolist(),
+                    d.comparisons.get("turn", np.zeros(0)).tolist()))
+    return {k: v for k, v in d.texts.items() if (k[0], int(k[1])) in pairs}
+
+
+def dataset_embeddings(datasets: list[Dataset], task: str | None = None, **kwargs) -> tuple[dict, dict]:
+    """Embeddings of the answers of ``datasets`` that a ``task`` model reads (:func:`task_texts`)."""
     texts: dict = {}
     for d in datasets:
-        texts.update(d.texts)
+        texts.update(task_texts(d, task))
     return texts_embeddings(texts, **kwargs)

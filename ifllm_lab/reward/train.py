@@ -361,7 +361,7 @@ def train_job(ctx, sources: list[str], out_dir: str | None, settings: TrainSetti
     if embeddings:
         from .text_embed import dataset_embeddings
 
-        emb, emb_info = dataset_embeddings([data] + ([ev] if ev else []), cache_dir=cache_dir,
+        emb, emb_info = dataset_embeddings([data] + ([ev] if ev else []), s.task, cache_dir=cache_dir,
                                            progress=prog(0.6, 0.7), cancel=lambda: ctx.cancelled)
     ctx.check_cancel()
     report = train(data, s, eval_data=ev, embeddings=emb, progress=prog(0.7, 1.0), cancel=lambda: ctx.cancelled,

@@ -198,6 +198,35 @@ def test_the_screened_model_chooses_how_many_features_inside_its_training_rows(s
     assert RewardModel("pairwise", "screened", "fused").fit(two).chosen == {}
 
 
+def test_a_pairwise_model_embeds_only_the_answers_of_pairwise_questions():
+    from ifllm_lab.reward.data import Dataset
+    from ifllm_lab.reward.text_embed import task_texts
+
+    d = Dataset({"session": np.array(["s1", "s1"]), "turn": np.array([0, 2])}, {}, sources=[])
+    d.texts = {("s1", 0, 1): "a", ("s1", 0, 2): "b", ("s1", 1, 0): "pointwise", ("s1", 2, 1): "c",
+               ("s1", 2, 2): "d", ("s2", 0, 1): "other session"}
+    assert sorted(task_texts(d, "pairwise").values()) == ["a", "b", "c", "d"]
+    assert task_texts(d, "pointwise") == d.texts and task_texts(d) == d.texts
+
+
+def test_cli_trains_text_models_on_the_answers_embeddings(capfd, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    data = _study(tmp_path / "study", 4, 0.5, turns=8)  # 32 pairs: enough for the 16 components
+    out = tmp_path / "model"
+    rc, stdout, err = _cli(capfd, ["reward", "train", "--data", str(data), "--embeddings", "--model", "logistic",
+                                   "--sets", "text", "--keep", "text", "--folds", "2", "--no-paper",
+                                   "--no-importance", "--out", str(out), "--json", "--quiet"])
+    assert rc == 0, err
+    assert json.loads(stdout)["text_acc"] is not None
+    model, info = load_model(str(out))
+    assert [c for c in model.design_columns if c.startswith("emb_")] == [f"emb_{i}" for i in range(1, 17)]
+    assert info["embedding"]["model"].startswith("SmolLM2-135M-Instruct")
+    # predicting reads the same embeddings (from the cache the training filled)
+    rc, stdout, err = _cli(capfd, ["reward", "predict", str(out), str(data), "--json", "--quiet"])
+    assert rc == 0, err
+    assert json.loads(stdout)["predictions"] == 32
+
+
 # -- model files ------------------------------------------------------------------------------
 def test_a_saved_model_predicts_the_same_after_loading(strong_data, tmp_path):
     rep = train(strong_data, FAST)
