@@ -108,6 +108,20 @@ def _bench(args) -> int:
             raise CommandError(str(exc)) from None
         except RuntimeError as exc:
             raise CommandError(str(exc), EXIT_FAILED) from None
+    elif args.what == "reward":
+        from ..reward.bench import bench_reward
+        from ..reward.data import DataError
+        from ..reward.model import ModelError
+
+        src = args.file or os.path.join("..", "shared", "data", "ifllm-dev.tar.xz")
+        if not os.path.exists(src):
+            raise CommandError(f"{src}: no such session file, folder or IFLLM release (name the sessions to use)")
+        try:
+            result = bench_reward([src], repeats=1 if args.repeats is None else max(1, args.repeats))
+        except (DataError, ModelError) as exc:
+            raise CommandError(str(exc)) from None
+        except RuntimeError as exc:
+            raise CommandError(str(exc), EXIT_FAILED) from None
     else:
         from ..bench import bench_gaze
         from ..camera import CameraError
@@ -153,11 +167,15 @@ def register(sub) -> None:
                                    "dpo: LoRA DPO (rDPO + NLL) of the bundled SmolLM2 on the pairs of FOLDER "
                                    "(default: ../shared/data/ifllm-dev.tar.xz) for --steps steps, then the "
                                    "evaluation on --prompts held-out prompts: seconds per step, peak memory, "
-                                   "the loss curve, the win rate of tuned over base.")
-    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis", "workbench", "dpo", "answers", "study"))
+                                   "the loss curve, the win rate of tuned over base.\n"
+                                   "reward: the reward models on FOLDER (default: ../shared/data/ifllm-dev.tar.xz): "
+                                   "feature extraction cold and from the cache, then training with the default "
+                                   "settings (--repeats runs), each step's seconds and the peak memory.")
+    s.add_argument("what", choices=("record", "gaze", "llm", "replay", "analysis", "workbench", "dpo", "answers", "study",
+                                        "reward"))
     s.add_argument("file", nargs="?", default=None, metavar="FILE.h5|FOLDER",
                    help="replay: the session to measure (default: a synthetic one-hour session); workbench: the "
-                        "sessions to copy (default: a generated one); dpo: the sessions or IFLLM release")
+                        "sessions to copy (default: a generated one); dpo, reward: the sessions or IFLLM release")
     s.add_argument("--files", type=int, default=1000, help="workbench: session files in the folder (default 1000)")
     s.add_argument("--size", default=None, metavar="WxH", help="replay: rendered frame size (default 1280x720)")
     s.add_argument("--video", default=None, help="gaze: a video file of a face (default: render one)")
@@ -173,7 +191,7 @@ def register(sub) -> None:
     s.add_argument("--snapshots", type=int, default=600, help="analysis: layout snapshots (default 600)")
     s.add_argument("--repeats", type=int, default=None,
                    help="analysis: repetitions of each measurement (default 5); answers: runs of each mode "
-                        "(default 3); study: runs of each mode (default 1)")
+                        "(default 3); study: runs of each mode (default 1); reward: training runs (default 1)")
     s.add_argument("--questions", type=int, default=2, help="study: questions per session (default 2)")
     s.add_argument("--steps", type=int, default=20, help="dpo: training steps (default 20)")
     s.add_argument("--prompts", type=int, default=20, help="dpo: held-out prompts to evaluate on (default 20)")

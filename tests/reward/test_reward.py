@@ -328,6 +328,23 @@ def _no_gaze(path: Path, participant: str, turns: int = 3) -> None:
                             1 + k % 2, -1, 0, k * 10 + 1.0, k * 10 + 2.0, k * 10 + 8.0, k * 10 + 9.0, "{}"))
 
 
+def test_bench_reward_measures_features_and_training_apart(capfd, strong, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    rc, stdout, err = _cli(capfd, ["bench", "reward", str(strong), "--json"])
+    assert rc == 0, err
+    b = json.loads(stdout)
+    assert b["sessions"] == 8 and b["pairwise_rows"] == 80 and b["participants"] == 8
+    assert b["kinds"] == ["screened"] and len(b["train_runs_s"]) == 1
+    for k in ("prepare_s", "features_cold_s", "features_cached_s", "train_s", "peak_rss_mb"):
+        assert b[k] > 0
+    assert {"evaluate", "fit", "importance", "total"} <= set(b["train_steps_s"])
+    assert 0.0 <= b["fused_acc"] <= 1.0
+    assert any((tmp_path / "xdg").rglob("*"))  # the feature cache went to the user's cache folder
+    rc, _stdout, err = _cli(capfd, ["bench", "reward", str(tmp_path / "none"), "--json"])
+    assert rc != 0
+    _one_line(err, "no such session file, folder or IFLLM release")
+
+
 def test_cli_bad_input_gets_one_line_and_writes_nothing(capfd, strong, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     out = tmp_path / "out"
