@@ -94,6 +94,7 @@ INPUT_COMMANDS = {
     "bench-gaze": lambda i, o: ["bench", "gaze", "--video", i],
     "bench-workbench": lambda i, o: ["bench", "workbench", i, "--files", "3"],
     "bench-dpo": lambda i, o: ["bench", "dpo", i, "--steps", "1", "--prompts", "1"],
+    "bench-reward": lambda i, o: ["bench", "reward", i],
     "lab": lambda i, o: ["lab", i, "--screenshot", o + ".png"],
     "features": lambda i, o: ["features", i, "--out", o + ".csv", "--quiet"],
     "reward-train": lambda i, o: ["reward", "train", "--data", i, "--out", o, "--quiet"],
