@@ -211,11 +211,19 @@ def test_a_pairwise_model_embeds_only_the_answers_of_pairwise_questions():
 
 def test_cli_trains_text_models_on_the_answers_embeddings(capfd, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    data = _study(tmp_path / "study", 4, 0.5, turns=8)  # 32 pairs: enough for the 16 components
+    # 32 pairs (enough for the 16 components) of short, different answers: a few seconds of model time
+    data = tmp_path / "study"
+    data.mkdir()
+    words = ["rivers", "tea", "orbits", "violins", "granite", "tides", "ferns", "comets", "maps", "bees"]
+    for p in range(4):
+        _no_gaze(data / f"p{p}.h5", f"P{p}", turns=8,
+                 texts=lambda k, p=p: (f"{words[(p + k) % 10]} and {words[(3 * p + k) % 10]}, briefly.",
+                                       f"A longer note on {words[(p * k + 1) % 10]}: see {words[k % 10]} {p}."))
     out = tmp_path / "model"
     rc, stdout, err = _cli(capfd, ["reward", "train", "--data", str(data), "--embeddings", "--model", "logistic",
                                    "--sets", "text", "--keep", "text", "--folds", "2", "--no-paper",
-                                   "--no-importance", "--out", str(out), "--json", "--quiet"])
+                                   "--no-importance", "--all-participants", "--out", str(out), "--json",
+                                   "--quiet"])
     assert rc == 0, err
     assert json.loads(stdout)["text_acc"] is not None
     model, info = load_model(str(out))
@@ -320,11 +328,14 @@ def test_cli_trains_saves_lists_and_predicts(capfd, strong, tmp_path, monkeypatc
     assert s["implicit_acc"] > 0.6
 
 
-def _no_gaze(path: Path, participant: str, turns: int = 3) -> None:
+def _no_gaze(path: Path, participant: str, turns: int = 3, texts=None) -> None:
+    """A session of ``turns`` pairwise questions with no gaze or mouse; ``texts(k)`` gives
+    turn k's two answers (default: the same two every turn)."""
     meta = SessionMeta(participant=participant, study="s", screen_width_px=1920, screen_height_px=1080)
     with SessionWriter(str(path), meta, flush_interval=1.0) as w:
         for k in range(turns):
-            w.put("turns", (k * 10.0, k, 1, "q", "answer one " * 20, "answer two " * 5, "m1", "m2", 4, 2,
+            a, b = texts(k) if texts else ("answer one " * 20, "answer two " * 5)
+            w.put("turns", (k * 10.0, k, 1, "q", a, b, "m1", "m2", 4, 2,
                             1 + k % 2, -1, 0, k * 10 + 1.0, k * 10 + 2.0, k * 10 + 8.0, k * 10 + 9.0, "{}"))
 
 
