@@ -256,7 +256,8 @@ def test_the_side_bias_note_says_what_the_paper_protocol_can_learn():
 
     strong = {"participants": 27, "own_side_acc": 0.582, "left_share_p10": 0.19, "left_share_p90": 0.85}
     assert bias_note(strong).startswith("Participants differ in picking the left answer: 19\u201385 %")
-    assert "predict 58.2 %" in bias_note(strong) and "paper's protocol" in bias_note(strong)
+    assert "predict 58.2 %" in bias_note(strong)
+    assert "(the paper's protocol) a model that is not mirrored" in bias_note(strong)
     weak = {**strong, "own_side_acc": 0.49}
     assert "near chance" in bias_note(weak) and "paper's protocol" not in bias_note(weak)
     assert bias_note({}) == "" and bias_note({**strong, "participants": 0}) == ""

@@ -159,8 +159,8 @@ def bias_note(bias: dict) -> str:
         return (f"Participants pick the left answer in {spread}; their own other choices predict {100 * acc:.1f} %, "
                 "near chance: knowing the participant adds little here.")
     return (f"Participants differ in picking the left answer: {spread}. Their own other choices alone predict "
-            f"{100 * acc:.1f} %: the paper's protocol, with participants mixed, can learn that; new participants "
-            "cannot, so it reads higher than the grouped figures.")
+            f"{100 * acc:.1f} %. With participants mixed (the paper's protocol) a model that is not mirrored "
+            "(paper-forest) can learn who favours which side; on new participants it cannot.")
 
 
 class _Card(QFrame):
