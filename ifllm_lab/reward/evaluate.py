@@ -10,8 +10,8 @@
 - :func:`reliability`, :func:`confusion`, :func:`permutation_importance`: the numbers
   behind the workbench's calibration plot, confusion matrix and importance bars.
 - :func:`participant_bias`: how much participants differ in choosing the left answer, and
-  how well that alone predicts their choices: what the paper's protocol can learn from
-  participants it has seen and the grouped one cannot.
+  how well that alone predicts their choices: what a model that is not mirrored can learn
+  from participants it has seen in the paper's protocol, and no model can in the grouped one.
 """
 from __future__ import annotations
 
@@ -146,8 +146,9 @@ def participant_bias(table: dict[str, np.ndarray], *, min_pairs: int = 5) -> dic
     own left shares; ``own_side_acc``, the accuracy of predicting every choice by the side
     the same participant chose more often in their *other* pairs (half a hit on a tie, a
     participant with one pair: half). When participants differ, ``own_side_acc`` is well
-    above 50 % and a model evaluated with participants mixed (the paper's protocol) can
-    score it by recognising the participant; on unseen participants it is out of reach."""
+    above 50 % and a model that is not mirrored (``paper-forest``), evaluated with
+    participants mixed (the paper's protocol), can score it by recognising the participant;
+    on unseen participants it is out of reach."""
     if "preference" not in table or "participant" not in table:
         return {}
     pref = np.asarray(table["preference"]).astype(np.int64)
